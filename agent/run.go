@@ -1,0 +1,186 @@
+// Package agent runs rotation-agent: it reads change events from NATS JetStream, rotates the
+// credentials they name through Vault, and publishes evidence. Run is the whole lifecycle, so
+// the command-line program and the tests embed the same agent.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sirupsen/logrus"
+
+	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/rotators"
+	"github.com/rotation-agent/rotation-agent/rotators/kvv2"
+)
+
+// Version is the agent's version, set at build time with -ldflags "-X ...agent.Version=v1.2.3".
+var Version = "dev"
+
+// Options are what an embedding program may set beside the configuration.
+type Options struct {
+	// LogOutput receives the JSON log; standard error when nil.
+	LogOutput io.Writer
+	// Ready, when set, is called once the agent consumes events, with the NATS URL it uses
+	// (useful with an embedded server).
+	Ready func(natsURL string)
+}
+
+// Run runs the agent until ctx ends, then stops within the configured shutdown timeout. It
+// returns an error when start-up fails (bad configuration, Vault or NATS unreachable) or when
+// the agent cannot go on; a stop through ctx returns nil.
+func Run(ctx context.Context, cfg Config, opts Options) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	out := opts.LogOutput
+	if out == nil {
+		out = os.Stderr
+	}
+	redactor := NewRedactor()
+	for _, s := range []string{cfg.Vault.Token, cfg.NATS.Password, cfg.NATS.Token} {
+		redactor.Add(s)
+	}
+	logger, err := NewLogger(out, cfg.LogLevel, redactor)
+	if err != nil {
+		return err
+	}
+	log := logger.WithFields(logrus.Fields{"agent_id": cfg.AgentID, "version": Version})
+
+	startCtx, cancelStart := context.WithTimeout(ctx, cfg.StartupTimeout)
+	defer cancelStart()
+
+	vs, secret, err := openVault(startCtx, cfg.Vault, log.WithField("component", "vault"), redactor)
+	if err != nil {
+		return err
+	}
+	log.WithField("vault_addr", cfg.Vault.Addr).WithField("auth_method", cfg.Vault.AuthMethod).Info("vault login succeeded")
+
+	urls := cfg.NATS.URL
+	if cfg.NATS.Embedded {
+		url, stop, err := startEmbeddedNATS(cfg.NATS, cfg.StartupTimeout)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		urls = []string{url}
+		log.WithField("nats_url", url).Info("embedded nats server started")
+	}
+	nc, err := connectNATS(cfg.NATS, urls, "rotation-agent "+cfg.AgentID, cfg.StartupTimeout, log.WithField("component", "nats"))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	subjects := events.Subjects{Prefix: cfg.SubjectPrefix}
+	res, err := provision(startCtx, js, cfg.NATS, subjects)
+	if err != nil {
+		return err
+	}
+	registry, err := rotators.NewRegistry(kvv2.New(vs.client))
+	if err != nil {
+		return err
+	}
+	p := &pipeline{
+		js:         js,
+		journal:    &journal{kv: res.journal},
+		registry:   registry,
+		subjects:   subjects,
+		agent:      events.AgentInfo{ID: cfg.AgentID, Version: Version},
+		redactor:   redactor,
+		log:        log,
+		maxBytes:   cfg.MaxEventBytes,
+		maxDeliver: cfg.NATS.MaxDeliver,
+		password:   cfg.Password,
+		retry:      newBackoff(2*time.Second, 2*time.Minute),
+	}
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	bgCtx, cancelBg := context.WithCancel(context.Background())
+	defer cancelBg()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		vs.keepAlive(bgCtx, secret)
+	}()
+
+	log.WithFields(logrus.Fields{"subject": subjects.ChangeCompleted(), "consumer": cfg.NATS.Consumer, "kinds": registry.Kinds()}).Info("agent started; consuming change events")
+	if opts.Ready != nil {
+		opts.Ready(nc.ConnectedUrl())
+	}
+	err = consume(ctx, res.consumer, p, cfg, log)
+	log.Info("agent stopping")
+	if drainErr := nc.Drain(); drainErr != nil && !errors.Is(drainErr, nats.ErrConnectionClosed) {
+		log.WithError(drainErr).Warn("nats drain failed")
+	}
+	return err
+}
+
+// consume feeds delivered messages to the pipeline one at a time until ctx ends. A message in
+// hand when ctx ends gets up to ShutdownTimeout to finish; after that its work is cancelled and
+// JetStream redelivers it, and the journal resumes it.
+func consume(ctx context.Context, cons jetstream.Consumer, p *pipeline, cfg Config, log logrus.FieldLogger) error {
+	iter, err := cons.Messages(jetstream.PullMaxMessages(1))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", cfg.NATS.Consumer, err)
+	}
+	defer iter.Stop()
+	for {
+		msg, err := iter.Next(jetstream.NextContext(ctx))
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			return errors.New("message iterator closed unexpectedly")
+		}
+		if err != nil {
+			log.WithError(err).Warn("fetch from consumer failed; retrying")
+			if !sleepCtx(ctx, time.Second) {
+				return nil
+			}
+			continue
+		}
+		work(ctx, msg, p, cfg)
+	}
+}
+
+// work runs one message with a context that outlives ctx by ShutdownTimeout, telling JetStream
+// the message is in progress so a long rotation is not redelivered to another replica.
+func work(ctx context.Context, msg jetstream.Msg, p *pipeline, cfg Config) {
+	workCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		ticker := time.NewTicker(cfg.NATS.AckWait / 3)
+		defer ticker.Stop()
+		var deadline <-chan time.Time
+		stopping := ctx.Done()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ticker.C:
+				_ = msg.InProgress()
+			case <-stopping:
+				stopping = nil
+				deadline = time.After(cfg.ShutdownTimeout)
+			case <-deadline:
+				cancel()
+				return
+			}
+		}
+	}()
+	defer close(done)
+	p.handle(workCtx, msg)
+}

@@ -1,0 +1,221 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	vault "github.com/hashicorp/vault/api"
+	"github.com/sirupsen/logrus"
+)
+
+// vaultSession is an authenticated Vault client that keeps its token alive: it renews the token
+// with a LifetimeWatcher and logs in again when renewal ends.
+type vaultSession struct {
+	client *vault.Client
+	// loginClient carries no token; logins use it so the shared client always has a token.
+	loginClient *vault.Client
+	cfg         VaultConfig
+	log         logrus.FieldLogger
+	redactor    *Redactor
+	// secretID is the unwrapped AppRole secret id, kept for later logins because a wrapping
+	// token can be unwrapped only once.
+	secretID string
+	healthy  atomic.Bool
+}
+
+// newVaultClient builds a Vault client for cfg with the client's own retries off: rotations are
+// not idempotent, so the agent reads state back and retries from its journal instead.
+func newVaultClient(cfg VaultConfig) (*vault.Client, error) {
+	conf := vault.DefaultConfig()
+	if conf.Error != nil {
+		return nil, fmt.Errorf("vault client: %w", conf.Error)
+	}
+	conf.Address = cfg.Addr
+	conf.MaxRetries = 0
+	conf.Timeout = cfg.Timeout
+	if cfg.CACert != "" || cfg.TLSServerName != "" {
+		if err := conf.ConfigureTLS(&vault.TLSConfig{CACert: cfg.CACert, TLSServerName: cfg.TLSServerName}); err != nil {
+			return nil, fmt.Errorf("vault TLS: %w", err)
+		}
+	}
+	client, err := vault.NewClient(conf)
+	if err != nil {
+		return nil, fmt.Errorf("vault client: %w", err)
+	}
+	client.ClearToken() // NewClient reads VAULT_TOKEN itself; the configured method decides.
+	if cfg.Namespace != "" {
+		client.SetNamespace(cfg.Namespace)
+	}
+	return client, nil
+}
+
+// openVault connects and logs in once. Its error is the start-up error the user sees.
+func openVault(ctx context.Context, cfg VaultConfig, log logrus.FieldLogger, redactor *Redactor) (*vaultSession, *vault.Secret, error) {
+	client, err := newVaultClient(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	loginClient, err := newVaultClient(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	s := &vaultSession{client: client, loginClient: loginClient, cfg: cfg, log: log, redactor: redactor}
+	secret, err := s.login(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("vault at %s: %w", cfg.Addr, err)
+	}
+	s.healthy.Store(true)
+	return s, secret, nil
+}
+
+// login authenticates with the configured method and sets the client's token. It returns the
+// auth secret, whose lease the renewer watches.
+func (s *vaultSession) login(ctx context.Context) (*vault.Secret, error) {
+	switch s.cfg.AuthMethod {
+	case AuthToken:
+		token := s.cfg.Token
+		if s.cfg.TokenFile != "" {
+			raw, err := os.ReadFile(s.cfg.TokenFile)
+			if err != nil {
+				return nil, fmt.Errorf("read token file: %w", err)
+			}
+			token = strings.TrimSpace(string(raw))
+		}
+		s.redactor.Add(token)
+		s.client.SetToken(token)
+		self, err := s.client.Auth().Token().LookupSelfWithContext(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("token lookup: %w", err)
+		}
+		// Shape lookup-self data as an auth secret so renewal treats all methods alike.
+		ttl, _ := self.TokenTTL()
+		renewable, _ := self.TokenIsRenewable()
+		return &vault.Secret{Auth: &vault.SecretAuth{ClientToken: token, LeaseDuration: int(ttl.Seconds()), Renewable: renewable}}, nil
+	case AuthAppRole:
+		secretID, err := s.appRoleSecretID(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return s.write(ctx, "auth/"+s.cfg.AppRoleMount+"/login", map[string]any{"role_id": s.cfg.AppRoleRoleID, "secret_id": secretID})
+	case AuthKubernetes:
+		jwt, err := os.ReadFile(s.cfg.KubernetesTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("read service account token: %w", err)
+		}
+		return s.write(ctx, "auth/"+s.cfg.KubernetesMount+"/login", map[string]any{"role": s.cfg.KubernetesRole, "jwt": strings.TrimSpace(string(jwt))})
+	}
+	return nil, fmt.Errorf("unknown auth method %q", s.cfg.AuthMethod)
+}
+
+// write performs a login write without a token and adopts the token it returns.
+func (s *vaultSession) write(ctx context.Context, path string, body map[string]any) (*vault.Secret, error) {
+	secret, err := s.loginClient.Logical().WriteWithContext(ctx, path, body)
+	if err != nil {
+		return nil, fmt.Errorf("login at %s: %w", path, err)
+	}
+	if secret == nil || secret.Auth == nil || secret.Auth.ClientToken == "" {
+		return nil, fmt.Errorf("login at %s: no token in the response", path)
+	}
+	s.redactor.Add(secret.Auth.ClientToken)
+	s.client.SetToken(secret.Auth.ClientToken)
+	return secret, nil
+}
+
+// appRoleSecretID reads the secret id from its file, unwrapping it the first time when it is
+// response-wrapped.
+func (s *vaultSession) appRoleSecretID(ctx context.Context) (string, error) {
+	if s.secretID != "" && s.cfg.AppRoleSecretIDWrapped {
+		return s.secretID, nil
+	}
+	raw, err := os.ReadFile(s.cfg.AppRoleSecretIDFile)
+	if err != nil {
+		return "", fmt.Errorf("read secret id file: %w", err)
+	}
+	value := strings.TrimSpace(string(raw))
+	s.redactor.Add(value)
+	if !s.cfg.AppRoleSecretIDWrapped {
+		return value, nil
+	}
+	unwrapped, err := s.loginClient.Logical().UnwrapWithContext(ctx, value)
+	if err != nil {
+		return "", fmt.Errorf("unwrap secret id: %w", err)
+	}
+	if unwrapped == nil || unwrapped.Data == nil {
+		return "", errors.New("unwrap secret id: empty response")
+	}
+	id, _ := unwrapped.Data["secret_id"].(string)
+	if id == "" {
+		return "", errors.New("unwrap secret id: the wrapped response holds no secret_id")
+	}
+	s.redactor.Add(id)
+	s.secretID = id
+	return id, nil
+}
+
+// keepAlive renews the token while it can and logs in again when renewal ends, until ctx ends.
+// A failed login is retried with backoff and marks the session unhealthy meanwhile.
+func (s *vaultSession) keepAlive(ctx context.Context, secret *vault.Secret) {
+	bo := newBackoff(time.Second, time.Minute)
+	for ctx.Err() == nil {
+		err := s.watch(ctx, secret)
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.WithError(err).Info("vault token renewal ended; logging in again")
+		for attempt := 1; ctx.Err() == nil; attempt++ {
+			secret, err = s.login(ctx)
+			if err == nil {
+				s.healthy.Store(true)
+				s.log.Info("vault login renewed")
+				break
+			}
+			s.healthy.Store(false)
+			s.log.WithError(err).WithField("attempt", attempt).Warn("vault login failed")
+			if !sleepCtx(ctx, bo.delay(attempt)) {
+				return
+			}
+		}
+	}
+}
+
+// watch renews secret's token until renewal is no longer possible. A token that is not
+// renewable is used until shortly before it expires; one that never expires is kept forever.
+func (s *vaultSession) watch(ctx context.Context, secret *vault.Secret) error {
+	if secret == nil || secret.Auth == nil {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	ttl := time.Duration(secret.Auth.LeaseDuration) * time.Second
+	if !secret.Auth.Renewable {
+		if ttl == 0 {
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		sleepCtx(ctx, ttl*8/10)
+		return errors.New("token is not renewable and nears its expiry")
+	}
+	watcher, err := s.client.NewLifetimeWatcher(&vault.LifetimeWatcherInput{Secret: secret})
+	if err != nil {
+		return err
+	}
+	go watcher.Start()
+	defer watcher.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-watcher.DoneCh():
+			if err == nil {
+				err = errors.New("token reached its maximum TTL")
+			}
+			return err
+		case r := <-watcher.RenewCh():
+			s.log.WithField("ttl_seconds", r.Secret.Auth.LeaseDuration).Debug("vault token renewed")
+		}
+	}
+}

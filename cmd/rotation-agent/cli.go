@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+
+	"github.com/rotation-agent/rotation-agent/agent"
+)
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+const usage = `usage: rotation-agent <command>
+
+commands:
+  run            run the agent (configuration from ROTATION_AGENT_* and VAULT_* variables)
+  config check   validate the configuration and print it with secrets masked
+  version        print the version
+  help           print this help
+
+Configuration reference: docs/configuration.md
+`
+
+// runCLI runs one command and returns the process exit code. Errors are printed as
+// "rotation-agent: ..." lines, one per problem, never as a stack trace.
+func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "run":
+		cfg, err := agent.Load()
+		if err != nil {
+			return fail(stderr, exitUsage, err)
+		}
+		if err := cfg.Validate(); err != nil {
+			return fail(stderr, exitUsage, fmt.Errorf("invalid configuration:\n%w", err))
+		}
+		if err := agent.Run(ctx, cfg, agent.Options{LogOutput: stderr}); err != nil {
+			return fail(stderr, exitFailed, err)
+		}
+		return exitOK
+	case "config":
+		if len(args) < 2 || args[1] != "check" {
+			fmt.Fprint(stderr, usage)
+			return exitUsage
+		}
+		cfg, loadErr := agent.Load()
+		if err := cfg.PrintEffective(stdout); err != nil {
+			return fail(stderr, exitFailed, err)
+		}
+		if loadErr != nil {
+			return fail(stderr, exitUsage, loadErr)
+		}
+		if err := cfg.Validate(); err != nil {
+			return fail(stderr, exitUsage, fmt.Errorf("invalid configuration:\n%w", err))
+		}
+		fmt.Fprintln(stdout, "configuration is valid")
+		return exitOK
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "rotation-agent %s (%s, %s/%s)\n", agent.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return exitOK
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "rotation-agent: unknown command %q\n%s", args[0], usage)
+		return exitUsage
+	}
+}
+
+// fail prints err as one "rotation-agent: " line per line of the message and returns code.
+func fail(w io.Writer, code int, err error) int {
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			fmt.Fprintf(w, "rotation-agent: %s\n", line)
+		}
+	}
+	return code
+}

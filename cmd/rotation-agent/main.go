@@ -1,0 +1,18 @@
+// Command rotation-agent brings credentials back to the approved state after IT changes: it
+// consumes change events from NATS JetStream, rotates credentials through Vault and publishes
+// evidence. main only wires signals; everything else lives in the agent package.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := runCLI(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}

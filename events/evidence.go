@@ -1,0 +1,101 @@
+package events
+
+import "time"
+
+// EvidenceSchemaVersion is the version of the evidence record layout.
+const EvidenceSchemaVersion = 1
+
+// Status is the overall outcome of a change's reconciliation.
+type Status string
+
+// The overall statuses an evidence record can carry.
+const (
+	// StatusReconciled means every credential reached the requested state.
+	StatusReconciled Status = "reconciled"
+	// StatusPartial means some credentials were reconciled and some were not.
+	StatusPartial Status = "partial"
+	// StatusFailed means no credential was reconciled.
+	StatusFailed Status = "failed"
+	// StatusNoCredentials means the change matched no credential: nothing to do, and it was looked at.
+	StatusNoCredentials Status = "no_credentials"
+)
+
+// Outcome is the result for one credential.
+type Outcome string
+
+// The outcomes of one credential.
+const (
+	// OutcomeRotated means a new credential was written and the old one superseded.
+	OutcomeRotated Outcome = "rotated"
+	// OutcomeFailed means the action could not be completed; Error says why.
+	OutcomeFailed Outcome = "failed"
+)
+
+// Trigger says what started a reconciliation.
+type Trigger string
+
+// TriggerEvent marks work started by a change event on the bus.
+const TriggerEvent Trigger = "event"
+
+// AgentInfo identifies the agent that produced a record.
+type AgentInfo struct {
+	ID      string `json:"id"`
+	Version string `json:"version"`
+}
+
+// Fingerprint is a non-secret description of a credential's state: version numbers, serials,
+// accessors, rotation times. It never holds a secret value.
+type Fingerprint map[string]string
+
+// CredentialEvidence is what happened to one credential.
+type CredentialEvidence struct {
+	Credential string      `json:"credential"`
+	Kind       string      `json:"kind"`
+	Mount      string      `json:"mount"`
+	Path       string      `json:"path"`
+	Fields     []string    `json:"fields,omitempty"`
+	Action     Action      `json:"action"`
+	Outcome    Outcome     `json:"outcome"`
+	Before     Fingerprint `json:"before,omitempty"`
+	After      Fingerprint `json:"after,omitempty"`
+	Resumed    bool        `json:"resumed,omitempty"`
+	Error      string      `json:"error,omitempty"`
+	StartedAt  time.Time   `json:"started_at"`
+	FinishedAt time.Time   `json:"finished_at"`
+	DurationMS int64       `json:"duration_ms"`
+}
+
+// Evidence is the reconciliation record the agent publishes for a change.
+type Evidence struct {
+	SchemaVersion int                  `json:"schema_version"`
+	ChangeID      string               `json:"change_id"`
+	EventID       string               `json:"event_id"`
+	ChangeType    ChangeType           `json:"change_type"`
+	Trigger       Trigger              `json:"trigger"`
+	Agent         AgentInfo            `json:"agent"`
+	Status        Status               `json:"status"`
+	StartedAt     time.Time            `json:"started_at"`
+	FinishedAt    time.Time            `json:"finished_at"`
+	Credentials   []CredentialEvidence `json:"credentials"`
+}
+
+// OverallStatus derives the status of a change from the outcomes of its credentials.
+func OverallStatus(creds []CredentialEvidence) Status {
+	if len(creds) == 0 {
+		return StatusNoCredentials
+	}
+	ok := 0
+	for _, c := range creds {
+		if c.Outcome != OutcomeFailed {
+			ok++
+		}
+	}
+	switch ok {
+	case len(creds):
+		return StatusReconciled
+	case 0:
+		return StatusFailed
+	default:
+		return StatusPartial
+	}
+}

@@ -1,0 +1,48 @@
+package events
+
+import (
+	"strings"
+)
+
+// DefaultSubjectPrefix is the first token of every subject the agent uses unless configured.
+const DefaultSubjectPrefix = "rotation"
+
+// Subjects derives the NATS subjects of the agent from one configurable prefix.
+type Subjects struct {
+	Prefix string
+}
+
+// ChangesWildcard matches every inbound change subject; the change stream captures it.
+func (s Subjects) ChangesWildcard() string { return s.Prefix + ".changes.>" }
+
+// ChangeCompleted is the subject ITSM bridges publish change-completed events on.
+func (s Subjects) ChangeCompleted() string { return s.Prefix + ".changes.completed" }
+
+// EvidenceWildcard matches every evidence subject.
+func (s Subjects) EvidenceWildcard() string { return s.Prefix + ".evidence.>" }
+
+// Evidence is the subject evidence for one change is published on.
+func (s Subjects) Evidence(changeID string) string {
+	return s.Prefix + ".evidence." + Token(changeID)
+}
+
+// Rejections is the subject rejection records are published on.
+func (s Subjects) Rejections() string { return s.Prefix + ".rejections" }
+
+// Token turns an arbitrary identifier into a single NATS subject token: characters other than
+// letters, digits, '-' and '_' become '_', so a change id can never add tokens or wildcards.
+func Token(id string) string {
+	if id == "" {
+		return "_"
+	}
+	var b strings.Builder
+	for _, r := range id {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}

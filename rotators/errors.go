@@ -1,0 +1,78 @@
+package rotators
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+
+	vault "github.com/hashicorp/vault/api"
+)
+
+// ErrUnknownKind is returned for a credential kind no rotator is registered for.
+var ErrUnknownKind = errors.New("unknown credential kind")
+
+// retryableError marks an error that may go away if the same work is tried again later.
+type retryableError struct{ err error }
+
+func (e *retryableError) Error() string { return e.err.Error() }
+func (e *retryableError) Unwrap() error { return e.err }
+
+// permanentError marks an error that trying again cannot fix.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Retryable marks err as worth retrying later.
+func Retryable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &retryableError{err}
+}
+
+// Permanent marks err as final: retrying the same work cannot succeed.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+// IsRetryable reports whether err is worth retrying. Errors marked with Permanent or Retryable
+// keep their mark; Vault API errors are classified by status (429 and 5xx retry, other 4xx do
+// not); network failures and timeouts retry; anything else unclassified is permanent.
+func IsRetryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var p *permanentError
+	if errors.As(err, &p) {
+		return false
+	}
+	var r *retryableError
+	if errors.As(err, &r) {
+		return true
+	}
+	var re *vault.ResponseError
+	if errors.As(err, &re) {
+		return re.StatusCode == http.StatusTooManyRequests || re.StatusCode >= 500
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return true
+	}
+	// The Vault client reports a sealed or standby server in plain text on some paths.
+	msg := err.Error()
+	return strings.Contains(msg, "Vault is sealed") || strings.Contains(msg, "connection refused")
+}

@@ -1,0 +1,96 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rotation-agent/rotation-agent/agent"
+)
+
+// SyncBuffer is a bytes.Buffer safe for one writer and concurrent readers: the agent's log.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p.
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// AgentConfig returns a configuration for an agent that talks to v with token and to n, with
+// short timings suited to tests.
+func AgentConfig(t testing.TB, v *Vault, token string, n *NATS) agent.Config {
+	t.Helper()
+	cfg := agent.Defaults()
+	cfg.AgentID = "test-agent"
+	cfg.LogLevel = "debug"
+	cfg.Vault.Addr = v.Addr
+	cfg.Vault.CACert = v.CACertFile
+	cfg.Vault.Token = token
+	cfg.NATS.URL = []string{n.URL}
+	cfg.NATS.AckWait = 5 * time.Second
+	cfg.ShutdownTimeout = 5 * time.Second
+	return cfg
+}
+
+// RunningAgent is an agent started by StartAgent.
+type RunningAgent struct {
+	// Log is the agent's JSON log.
+	Log      *SyncBuffer
+	stop     context.CancelFunc
+	done     chan error
+	stopOnce sync.Once
+}
+
+// StartAgent runs the agent with cfg until the test ends (or Stop is called) and waits until
+// it consumes events. A start-up failure fails the test.
+func StartAgent(t testing.TB, cfg agent.Config) *RunningAgent {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ra := &RunningAgent{Log: &SyncBuffer{}, stop: cancel, done: make(chan error, 1)}
+	ready := make(chan struct{})
+	go func() {
+		ra.done <- agent.Run(ctx, cfg, agent.Options{LogOutput: ra.Log, Ready: func(string) { close(ready) }})
+	}()
+	select {
+	case <-ready:
+	case err := <-ra.done:
+		cancel()
+		t.Fatalf("agent did not start: %v\nlog:\n%s", err, ra.Log.String())
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatalf("agent did not start within 30s\nlog:\n%s", ra.Log.String())
+	}
+	t.Cleanup(func() { ra.Stop(t) })
+	return ra
+}
+
+// Stop stops the agent and fails the test if it does not stop cleanly in time. Calling it
+// twice is harmless.
+func (ra *RunningAgent) Stop(t testing.TB) {
+	t.Helper()
+	ra.stopOnce.Do(func() {
+		ra.stop()
+		select {
+		case err := <-ra.done:
+			if err != nil {
+				t.Errorf("agent stopped with error: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("agent did not stop within 30s")
+		}
+	})
+}

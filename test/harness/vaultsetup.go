@@ -1,0 +1,55 @@
+package harness
+
+import (
+	"context"
+	"testing"
+
+	vaultapi "github.com/hashicorp/vault/api"
+)
+
+// AgentPolicy is the Vault policy the tests give the agent for KV v2 rotation: read the secret
+// and its metadata, write new versions. Nothing else.
+const AgentPolicy = `
+path "secret/data/*" { capabilities = ["read", "create", "update"] }
+path "secret/metadata/*" { capabilities = ["read"] }
+`
+
+// AgentToken creates the agent's policy and a token bound to it.
+func (v *Vault) AgentToken(t testing.TB) string {
+	t.Helper()
+	if err := v.Root.Sys().PutPolicy("rotation-agent", AgentPolicy); err != nil {
+		t.Fatalf("put policy: %v", err)
+	}
+	secret, err := v.Root.Auth().Token().Create(&vaultapi.TokenCreateRequest{Policies: []string{"rotation-agent"}, TTL: "1h", NoDefaultPolicy: true})
+	if err != nil {
+		t.Fatalf("create token: %v", err)
+	}
+	return secret.Auth.ClientToken
+}
+
+// PutKV writes a KV v2 secret and returns its new version.
+func (v *Vault) PutKV(t testing.TB, path string, data map[string]any) int {
+	t.Helper()
+	s, err := v.Root.KVv2("secret").Put(context.Background(), path, data)
+	if err != nil {
+		t.Fatalf("put secret/%s: %v", path, err)
+	}
+	return s.VersionMetadata.Version
+}
+
+// KV reads a KV v2 secret: version 0 reads the current one.
+func (v *Vault) KV(t testing.TB, path string, version int) *vaultapi.KVSecret {
+	t.Helper()
+	kv := v.Root.KVv2("secret")
+	var s *vaultapi.KVSecret
+	var err error
+	if version == 0 {
+		s, err = kv.Get(context.Background(), path)
+	} else {
+		s, err = kv.GetVersion(context.Background(), path, version)
+	}
+	if err != nil {
+		t.Fatalf("read secret/%s version %d: %v", path, version, err)
+	}
+	return s
+}
