@@ -150,7 +150,11 @@ func Defaults() Config {
 func Load() (Config, error) {
 	var cfg Config
 	if err := envconfig.Process(EnvPrefix, &cfg); err != nil {
-		return cfg, fmt.Errorf("config: %w", err)
+		var pe *envconfig.ParseError
+		if errors.As(err, &pe) {
+			return cfg, fmt.Errorf("invalid configuration: %s: %q is not a valid %s: %w", pe.KeyName, pe.Value, pe.TypeName, pe.Err)
+		}
+		return cfg, fmt.Errorf("invalid configuration: %w", err)
 	}
 	fallback := []struct {
 		target   *string
@@ -163,10 +167,10 @@ func Load() (Config, error) {
 		{&cfg.Vault.TLSServerName, EnvPrefix + "_VAULT_TLS_SERVER_NAME", "VAULT_TLS_SERVER_NAME"},
 	}
 	for _, f := range fallback {
-		if _, set := os.LookupEnv(f.own); set {
+		if v, set := os.LookupEnv(f.own); set && v != "" {
 			continue
 		}
-		if v, ok := os.LookupEnv(f.std); ok {
+		if v, ok := os.LookupEnv(f.std); ok && v != "" {
 			*f.target = v
 		}
 	}
@@ -196,7 +200,8 @@ func Load() (Config, error) {
 	return cfg, errors.Join(errs...)
 }
 
-// Validate reports every problem of the configuration at once, one per joined error.
+// Validate reports every problem of the configuration at once, one per joined error, each
+// naming the environment variable to fix.
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
@@ -298,10 +303,12 @@ func (c Config) Validate() error {
 	checkFile(&errs, env("NATS_CA_CERT"), n.CACert)
 	checkFile(&errs, env("NATS_CERT"), n.Cert)
 	checkFile(&errs, env("NATS_KEY"), n.Key)
-	for name, val := range map[string]string{"NATS_CHANGE_STREAM": n.ChangeStream, "NATS_EVIDENCE_STREAM": n.EvidenceStream,
-		"NATS_JOURNAL_BUCKET": n.JournalBucket, "NATS_CONSUMER": n.Consumer} {
-		if !validName(val) {
-			bad("%s: %q must be letters, digits, '-' or '_'", env(name), val)
+	for _, named := range []struct{ env, value string }{
+		{"NATS_CHANGE_STREAM", n.ChangeStream}, {"NATS_EVIDENCE_STREAM", n.EvidenceStream},
+		{"NATS_JOURNAL_BUCKET", n.JournalBucket}, {"NATS_CONSUMER", n.Consumer},
+	} {
+		if !validName(named.value) {
+			bad("%s: %q must be letters, digits, '-' or '_'", env(named.env), named.value)
 		}
 	}
 	if n.ChangeStream == n.EvidenceStream {
@@ -318,6 +325,9 @@ func (c Config) Validate() error {
 	}
 	if n.DuplicateWindow < time.Second {
 		bad("%s: must be at least 1s", env("NATS_DUPLICATE_WINDOW"))
+	}
+	for i, e := range errs {
+		errs[i] = fmt.Errorf("invalid configuration: %w", e)
 	}
 	return errors.Join(errs...)
 }

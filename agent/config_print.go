@@ -54,7 +54,9 @@ func describe(cfg *Config) []configField {
 			out = append(out, configField{env: key, value: v.Field(i), secret: f.Tag.Get("secret") == "true"})
 		}
 		for i := start; i < len(out); i++ {
-			out[i].hasFileSibling = keys[out[i].env+"_FILE"]
+			if keys[out[i].env+"_FILE"] {
+				out[i].hasFileSibling = true
+			}
 		}
 	}
 	walk(EnvPrefix, reflect.ValueOf(cfg).Elem())

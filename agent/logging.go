@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 
@@ -22,7 +23,7 @@ const (
 const redactedText = "[REDACTED]"
 
 // sensitiveKeys are log field names whose values are always removed, whatever they hold.
-var sensitiveKeys = []string{"password", "secret", "token", "value", "credential_value", "seed", "private_key", "authorization"}
+var sensitiveKeys = []string{"password", "secret", "secret_id", "token", "jwt", "value", "credential_value", "seed", "private_key", "authorization"}
 
 // vaultTokenPattern matches Vault service, batch and recovery tokens and legacy s. tokens.
 var vaultTokenPattern = regexp.MustCompile(`\bhv[sbr]\.[A-Za-z0-9_-]{20,}|\bs\.[A-Za-z0-9]{24}\b`)
@@ -32,10 +33,21 @@ var vaultTokenPattern = regexp.MustCompile(`\bhv[sbr]\.[A-Za-z0-9_-]{20,}|\bs\.[
 type Redactor struct {
 	mu     sync.RWMutex
 	values map[string]struct{}
+	// ordered holds the values longest first, so a value that contains another is removed whole.
+	ordered []string
 }
 
 // NewRedactor returns a Redactor that knows no values yet.
 func NewRedactor() *Redactor { return &Redactor{values: map[string]struct{}{}} }
+
+// reorder rebuilds ordered from values; the caller holds the write lock.
+func (r *Redactor) reorder() {
+	r.ordered = r.ordered[:0]
+	for _, v := range r.ordered {
+		r.ordered = append(r.ordered, v)
+	}
+	sort.Slice(r.ordered, func(i, j int) bool { return len(r.ordered[i]) > len(r.ordered[j]) })
+}
 
 // Add makes the Redactor remove value from now on. Values shorter than 6 bytes are ignored to
 // avoid mangling ordinary words.
@@ -44,14 +56,20 @@ func (r *Redactor) Add(value string) {
 		return
 	}
 	r.mu.Lock()
-	r.values[value] = struct{}{}
+	if _, known := r.values[value]; !known {
+		r.values[value] = struct{}{}
+		r.reorder()
+	}
 	r.mu.Unlock()
 }
 
 // Forget stops removing value, once it no longer exists anywhere in the agent's memory.
 func (r *Redactor) Forget(value string) {
 	r.mu.Lock()
-	delete(r.values, value)
+	if _, known := r.values[value]; known {
+		delete(r.values, value)
+		r.reorder()
+	}
 	r.mu.Unlock()
 }
 

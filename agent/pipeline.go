@@ -137,6 +137,12 @@ func (p *pipeline) credential(ctx context.Context, ev *events.ChangeEvent, ref e
 		Action: ref.EffectiveAction(), StartedAt: time.Now().UTC(),
 	}
 	var res rotators.Result
+	var generated []string
+	defer func() {
+		for _, v := range generated {
+			p.redactor.Forget(v)
+		}
+	}()
 	rot, err := p.registry.Lookup(ref.Kind)
 	if err == nil {
 		req := rotators.Request{
@@ -154,7 +160,12 @@ func (p *pipeline) credential(ctx context.Context, ev *events.ChangeEvent, ref e
 				return nil
 			},
 			Generate: func(string) (string, error) {
-				return rotators.GeneratePassword(p.password.Length, p.password.Charset)
+				v, err := rotators.GeneratePassword(p.password.Length, p.password.Charset)
+				if err == nil {
+					p.redactor.Add(v)
+					generated = append(generated, v)
+				}
+				return v, err
 			},
 		}
 		log.Info("rotating credential")

@@ -38,7 +38,7 @@ type Options struct {
 // the agent cannot go on; a stop through ctx returns nil.
 func Run(ctx context.Context, cfg Config, opts Options) error {
 	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
+		return err
 	}
 	out := opts.LogOutput
 	if out == nil {

@@ -31,23 +31,26 @@ type vaultSession struct {
 // newVaultClient builds a Vault client for cfg with the client's own retries off: rotations are
 // not idempotent, so the agent reads state back and retries from its journal instead.
 func newVaultClient(cfg VaultConfig) (*vault.Client, error) {
+	// DefaultConfig also reads VAULT_* variables by itself. Every setting that matters is set
+	// here from cfg instead, so what `config check` prints is what the client uses; in
+	// particular TLS is configured afresh, so VAULT_SKIP_VERIFY cannot turn verification off.
 	conf := vault.DefaultConfig()
-	if conf.Error != nil {
-		return nil, fmt.Errorf("vault client: %w", conf.Error)
-	}
+	conf.Error = nil
 	conf.Address = cfg.Addr
 	conf.MaxRetries = 0
 	conf.Timeout = cfg.Timeout
-	if cfg.CACert != "" || cfg.TLSServerName != "" {
-		if err := conf.ConfigureTLS(&vault.TLSConfig{CACert: cfg.CACert, TLSServerName: cfg.TLSServerName}); err != nil {
-			return nil, fmt.Errorf("vault TLS: %w", err)
-		}
+	if err := conf.ConfigureTLS(&vault.TLSConfig{CACert: cfg.CACert, TLSServerName: cfg.TLSServerName}); err != nil {
+		return nil, fmt.Errorf("vault TLS: %w", err)
+	}
+	if tlsConf := conf.TLSConfig(); tlsConf != nil {
+		tlsConf.InsecureSkipVerify = false
 	}
 	client, err := vault.NewClient(conf)
 	if err != nil {
 		return nil, fmt.Errorf("vault client: %w", err)
 	}
 	client.ClearToken() // NewClient reads VAULT_TOKEN itself; the configured method decides.
+	client.ClearNamespace()
 	if cfg.Namespace != "" {
 		client.SetNamespace(cfg.Namespace)
 	}
@@ -67,7 +70,7 @@ func openVault(ctx context.Context, cfg VaultConfig, log logrus.FieldLogger, red
 	s := &vaultSession{client: client, loginClient: loginClient, cfg: cfg, log: log, redactor: redactor}
 	secret, err := s.login(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("vault at %s: %w", cfg.Addr, err)
+		return nil, nil, singleLine(fmt.Errorf("vault at %s: %w", cfg.Addr, err))
 	}
 	s.healthy.Store(true)
 	return s, secret, nil

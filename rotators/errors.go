@@ -2,6 +2,8 @@ package rotators
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
 	"net/http"
@@ -60,6 +62,14 @@ func IsRetryable(err error) bool {
 	var re *vault.ResponseError
 	if errors.As(err, &re) {
 		return re.StatusCode == http.StatusTooManyRequests || re.StatusCode >= 500
+	}
+	// A certificate Vault's client does not trust will not become trusted by retrying.
+	var certErr *tls.CertificateVerificationError
+	var unknownCA x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	if errors.As(err, &certErr) || errors.As(err, &unknownCA) || errors.As(err, &hostErr) || errors.As(err, &invalid) {
+		return false
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return true

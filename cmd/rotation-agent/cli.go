@@ -42,7 +42,7 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return fail(stderr, exitUsage, err)
 		}
 		if err := cfg.Validate(); err != nil {
-			return fail(stderr, exitUsage, fmt.Errorf("invalid configuration:\n%w", err))
+			return fail(stderr, exitUsage, err)
 		}
 		if err := agent.Run(ctx, cfg, agent.Options{LogOutput: stderr}); err != nil {
 			return fail(stderr, exitFailed, err)
@@ -61,7 +61,7 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return fail(stderr, exitUsage, loadErr)
 		}
 		if err := cfg.Validate(); err != nil {
-			return fail(stderr, exitUsage, fmt.Errorf("invalid configuration:\n%w", err))
+			return fail(stderr, exitUsage, err)
 		}
 		fmt.Fprintln(stdout, "configuration is valid")
 		return exitOK

@@ -101,9 +101,7 @@ func (r *Rotator) Rotate(ctx context.Context, req rotators.Request) (rotators.Re
 	}
 	written, err := kv.Put(ctx, ref.Path, next, vault.WithCheckAndSet(base))
 	if err != nil {
-		// The write may or may not have happened (a lost response); the next attempt resumes
-		// from the StepWriting checkpoint and reads Vault's state back instead of writing blind.
-		return rotators.Result{}, rotators.Retryable(fmt.Errorf("write new version of %s: %w", ref.ID(), err))
+		return rotators.Result{}, writeError(ref, base, err)
 	}
 	failpoint.Hit(failpoint.AfterVaultWrite)
 	after := events.Fingerprint{"version": strconv.Itoa(written.VersionMetadata.Version),
@@ -170,6 +168,22 @@ func fieldsToRotate(named []string, data map[string]any) ([]string, error) {
 	out := append([]string(nil), named...)
 	sort.Strings(out)
 	return out, nil
+}
+
+// writeError classifies a failed write. Vault answering 4xx (but 429) means nothing was
+// written: a check-and-set mismatch is another writer's version, which the agent must neither
+// overwrite nor claim, so it is permanent. Anything else may or may not have been written (a
+// lost response); the next attempt resumes from the StepWriting checkpoint and reads Vault's
+// state back instead of writing blind.
+func writeError(ref events.CredentialRef, base int, err error) error {
+	var re *vault.ResponseError
+	if errors.As(err, &re) && re.StatusCode >= 400 && re.StatusCode < 500 && re.StatusCode != 429 {
+		if strings.Contains(strings.Join(re.Errors, " "), "check-and-set") {
+			return rotators.Permanent(fmt.Errorf("%s changed outside the agent during rotation (version %d is no longer current); not overwritten", ref.ID(), base))
+		}
+		return rotators.Permanent(fmt.Errorf("write new version of %s: %w", ref.ID(), err))
+	}
+	return rotators.Retryable(fmt.Errorf("write new version of %s: %w", ref.ID(), err))
 }
 
 func classify(what string, ref events.CredentialRef, err error) error {

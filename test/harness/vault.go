@@ -55,6 +55,11 @@ func StartVault(t testing.TB) *Vault {
 	t.Cleanup(cluster.Cleanup)
 	root := cluster.Cores[0].Client
 	vault.TestWaitActive(t, cluster.Cores[0].Core)
+	// The test cluster mounts a KV version 1 at secret/; replace it with version 2, as in a
+	// dev server and most installations.
+	if err := root.Sys().Unmount("secret"); err != nil {
+		t.Fatalf("unmount secret/: %v", err)
+	}
 	if err := root.Sys().Mount("secret", &vaultapi.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
 		t.Fatalf("mount kv v2: %v", err)
 	}

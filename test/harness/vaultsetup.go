@@ -12,6 +12,8 @@ import (
 const AgentPolicy = `
 path "secret/data/*" { capabilities = ["read", "create", "update"] }
 path "secret/metadata/*" { capabilities = ["read"] }
+path "auth/token/lookup-self" { capabilities = ["read"] }
+path "auth/token/renew-self" { capabilities = ["update"] }
 `
 
 // AgentToken creates the agent's policy and a token bound to it.

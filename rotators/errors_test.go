@@ -1,0 +1,93 @@
+package rotators
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"syscall"
+	"testing"
+
+	vault "github.com/hashicorp/vault/api"
+)
+
+func vaultErr(status int) error {
+	return &vault.ResponseError{HTTPMethod: "GET", URL: "http://vault/v1/secret/data/x", StatusCode: status, Errors: []string{"boom"}}
+}
+
+func TestIsRetryable(t *testing.T) {
+	opErr := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"plain error", errors.New("something odd"), false},
+		{"io.EOF", io.EOF, false},
+		{"vault 429", vaultErr(429), true},
+		{"vault 500", vaultErr(500), true},
+		{"vault 502", vaultErr(502), true},
+		{"vault 503 sealed or standby", vaultErr(503), true},
+		{"vault 400", vaultErr(400), false},
+		{"vault 403", vaultErr(403), false},
+		{"vault 404", vaultErr(404), false},
+		{"vault 405", vaultErr(405), false},
+		{"wrapped vault 503", fmt.Errorf("read metadata: %w", vaultErr(503)), true},
+		{"wrapped vault 403", fmt.Errorf("read metadata: %w", vaultErr(403)), false},
+		{"net.OpError", opErr, true},
+		{"wrapped net.OpError", fmt.Errorf("dial: %w", opErr), true},
+		{"url.Error", &url.Error{Op: "Get", URL: "http://vault", Err: errors.New("EOF")}, true},
+		{"context.DeadlineExceeded", context.DeadlineExceeded, true},
+		{"wrapped DeadlineExceeded", fmt.Errorf("lookup: %w", context.DeadlineExceeded), true},
+		{"context.Canceled", context.Canceled, true},
+		{"sealed text", errors.New("Error making API request. Code: 503. Vault is sealed"), true},
+		{"connection refused text", errors.New("dial tcp 127.0.0.1:8200: connection refused"), true},
+		{"Retryable(plain)", Retryable(errors.New("try later")), true},
+		{"Permanent(plain)", Permanent(errors.New("never")), false},
+		{"Permanent(vault 503)", Permanent(vaultErr(503)), false},
+		{"Permanent(net error)", Permanent(opErr), false},
+		{"Permanent(DeadlineExceeded)", Permanent(context.DeadlineExceeded), false},
+		{"Retryable(vault 403)", Retryable(vaultErr(403)), true},
+		{"wrapped Retryable", fmt.Errorf("rotate: %w", Retryable(errors.New("x"))), true},
+		{"wrapped Permanent", fmt.Errorf("rotate: %w", Permanent(vaultErr(503))), false},
+		{"double wrapped Permanent", fmt.Errorf("a: %w", fmt.Errorf("b: %w", Permanent(errors.New("x")))), false},
+		// A Permanent mark anywhere in the chain wins over any Retryable mark, inner or outer:
+		// IsRetryable looks for a permanent mark first.
+		{"Permanent(Retryable(x))", Permanent(Retryable(errors.New("x"))), false},
+		{"Retryable(Permanent(x))", Retryable(Permanent(errors.New("x"))), false},
+		{"Join(Retryable, Permanent)", errors.Join(Retryable(errors.New("a")), Permanent(errors.New("b"))), false},
+		{"Join(Retryable, plain)", errors.Join(Retryable(errors.New("a")), errors.New("b")), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := IsRetryable(tc.err); got != tc.want {
+				t.Errorf("IsRetryable(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestMarksKeepTheError(t *testing.T) {
+	base := fmt.Errorf("write new version: %w", io.ErrUnexpectedEOF)
+	for name, mark := range map[string]func(error) error{"Retryable": Retryable, "Permanent": Permanent} {
+		t.Run(name, func(t *testing.T) {
+			if mark(nil) != nil {
+				t.Errorf("%s(nil) is not nil", name)
+			}
+			err := mark(base)
+			if err.Error() != base.Error() {
+				t.Errorf("%s changed the message: %q, want %q", name, err.Error(), base.Error())
+			}
+			if !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Errorf("%s(err) does not unwrap to the original cause", name)
+			}
+			if errors.Unwrap(err) != base {
+				t.Errorf("errors.Unwrap(%s(err)) is not err", name)
+			}
+		})
+	}
+}

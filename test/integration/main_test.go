@@ -1,0 +1,33 @@
+// Package integration runs the agent against a real in-process Vault core and a real NATS
+// JetStream server, and asserts on Vault's own state and on what the agent published.
+package integration
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// agentBinary is the rotation-agent command built once for the tests that run the agent as a
+// separate process (crashes, exit codes).
+var agentBinary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "rotation-agent-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	agentBinary = filepath.Join(dir, "rotation-agent")
+	build := exec.Command("go", "build", "-o", agentBinary, "github.com/rotation-agent/rotation-agent/cmd/rotation-agent")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build rotation-agent:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}

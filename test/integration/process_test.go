@@ -1,0 +1,184 @@
+package integration
+
+import (
+	"errors"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rotation-agent/rotation-agent/internal/failpoint"
+	"github.com/rotation-agent/rotation-agent/test/harness"
+)
+
+// agentProcess is the agent as a separate process, configured through its environment as a
+// user would run it.
+type agentProcess struct {
+	cmd    *exec.Cmd
+	stderr *harness.SyncBuffer
+	done   chan error
+}
+
+func processEnv(v *harness.Vault, token string, n *harness.NATS, extra ...string) []string {
+	return append([]string{
+		"PATH=/usr/bin:/bin",
+		"VAULT_ADDR=" + v.Addr,
+		"VAULT_CACERT=" + v.CACertFile,
+		"VAULT_TOKEN=" + token,
+		"ROTATION_AGENT_AGENT_ID=process-agent",
+		"ROTATION_AGENT_NATS_URL=" + n.URL,
+		"ROTATION_AGENT_NATS_ACK_WAIT=5s",
+		"ROTATION_AGENT_SHUTDOWN_TIMEOUT=5s",
+	}, extra...)
+}
+
+func startProcess(t *testing.T, env []string, args ...string) *agentProcess {
+	t.Helper()
+	if len(args) == 0 {
+		args = []string{"run"}
+	}
+	p := &agentProcess{cmd: exec.Command(agentBinary, args...), stderr: &harness.SyncBuffer{}, done: make(chan error, 1)}
+	p.cmd.Env = env
+	p.cmd.Stderr = p.stderr
+	p.cmd.Stdout = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start agent: %v", err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+// wait returns the exit code once the process ends within timeout.
+func (p *agentProcess) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err // keep it for the cleanup
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return exit.ExitCode()
+		}
+		if err != nil {
+			t.Fatalf("agent process: %v", err)
+		}
+		return 0
+	case <-time.After(timeout):
+		t.Fatalf("agent process still running after %s; output:\n%s", timeout, p.stderr.String())
+		return -1
+	}
+}
+
+// A crash at any journal step, or right after Vault accepted the write, is resumed by the next
+// agent: the change gets evidence and the secret is rotated exactly once.
+func TestCrashAtEveryStepRotatesExactlyOnce(t *testing.T) {
+	points := []string{
+		failpoint.AfterJournal + "writing",
+		failpoint.AfterVaultWrite,
+		failpoint.AfterJournal + "written",
+	}
+	v := harness.StartVault(t)
+	token := v.AgentToken(t)
+	for i, point := range points {
+		t.Run(point, func(t *testing.T) {
+			n := harness.StartNATS(t)
+			bus := harness.WatchBus(t, n)
+			path := "crash/" + strings.ReplaceAll(point, "-", "")
+			const oldValue = "canary-crash-value-9f8e7d"
+			v.PutKV(t, path, map[string]any{"password": oldValue})
+			changeID := "CHG-CRASH-" + string(rune('A'+i))
+
+			crashing := startProcess(t, processEnv(v, token, n, failpoint.EnvVar+"="+point))
+			waitReady(t, crashing)
+			bus.Publish(t, harness.ChangeEvent(t, changeID, kvRef(path)), changeID)
+			if code := crashing.wait(t, 30*time.Second); code != failpoint.ExitCode {
+				t.Fatalf("agent exited %d, want the failpoint's %d; output:\n%s", code, failpoint.ExitCode, crashing.stderr.String())
+			}
+			if got := len(bus.Evidence(t, changeID)); got != 0 {
+				t.Fatalf("evidence published before the crash: %d", got)
+			}
+
+			restarted := startProcess(t, processEnv(v, token, n))
+			ev := bus.WaitEvidence(t, changeID, 60*time.Second)
+			c := ev.Data.Credentials[0]
+			if c.Outcome != "rotated" || versionOf(t, c.Before) != 1 || versionOf(t, c.After) != 2 {
+				t.Errorf("evidence after restart = %+v, want rotated 1 -> 2", c)
+			}
+			if point != failpoint.AfterJournal+"writing" && !c.Resumed {
+				t.Errorf("evidence does not say the rotation was resumed")
+			}
+			current := v.KV(t, path, 0)
+			if current.VersionMetadata.Version != 2 {
+				t.Errorf("secret at version %d after crash and restart, want 2: rotated more than once", current.VersionMetadata.Version)
+			}
+			if current.Data["password"] == oldValue {
+				t.Errorf("secret was not rotated")
+			}
+			_ = restarted.cmd.Process.Signal(interruptSignal)
+			if code := restarted.wait(t, 30*time.Second); code != 0 {
+				t.Errorf("restarted agent exited %d on SIGTERM, want 0; output:\n%s", code, restarted.stderr.String())
+			}
+			assertNoLeak(t, map[string]string{"old value": oldValue, "new value": current.Data["password"].(string), "token": token},
+				map[string][]string{"agent output": {crashing.stderr.String(), restarted.stderr.String()}, "bus": bus.Payloads()})
+		})
+	}
+}
+
+// waitReady waits for the agent's "consuming change events" log line.
+func waitReady(t *testing.T, p *agentProcess) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(p.stderr.String(), "consuming change events") {
+		if time.Now().After(deadline) {
+			t.Fatalf("agent not ready; output:\n%s", p.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Start-up problems are one clear line each and a non-zero exit, never a stack trace.
+func TestStartupErrorsAreClear(t *testing.T) {
+	v := harness.StartVault(t)
+	n := harness.StartNATS(t)
+	token := v.AgentToken(t)
+	cases := []struct {
+		name    string
+		env     []string
+		code    int
+		mention string
+	}{
+		{"wrong config value", processEnv(v, token, n, "ROTATION_AGENT_NATS_ACK_WAIT=soon"), 2, "ROTATION_AGENT_NATS_ACK_WAIT"},
+		{"invalid config", processEnv(v, token, n, "ROTATION_AGENT_VAULT_AUTH_METHOD=password"), 2, "ROTATION_AGENT_VAULT_AUTH_METHOD"},
+		{"vault unreachable", processEnv(v, token, n, "ROTATION_AGENT_VAULT_ADDR=https://127.0.0.1:1", "ROTATION_AGENT_STARTUP_TIMEOUT=3s"), 1, "vault at https://127.0.0.1:1"},
+		{"vault rejects token", processEnv(v, "hvs.not-a-real-token-000000000000", n), 1, "permission denied"},
+		{"nats unreachable", processEnv(v, token, n, "ROTATION_AGENT_NATS_URL=nats://127.0.0.1:1", "ROTATION_AGENT_STARTUP_TIMEOUT=3s"), 1, "nats at nats://127.0.0.1:1"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startProcess(t, tc.env)
+			code := p.wait(t, 30*time.Second)
+			out := p.stderr.String()
+			if code != tc.code {
+				t.Fatalf("exit code %d, want %d; output:\n%s", code, tc.code, out)
+			}
+			var errLines []string
+			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+				if strings.HasPrefix(line, "rotation-agent: ") {
+					errLines = append(errLines, line)
+				}
+			}
+			if len(errLines) != 1 || !strings.Contains(errLines[0], tc.mention) {
+				t.Errorf("want one error line mentioning %q, got %q", tc.mention, errLines)
+			}
+			if strings.Contains(out, "goroutine ") || strings.Contains(out, "panic") {
+				t.Errorf("output has a stack trace:\n%s", out)
+			}
+			if strings.Contains(out, token) {
+				t.Errorf("output holds the Vault token")
+			}
+		})
+	}
+}

@@ -1,0 +1,5 @@
+package integration
+
+import "syscall"
+
+var interruptSignal = syscall.SIGTERM
