@@ -2,24 +2,24 @@ package harness
 
 import (
 	"context"
+	"os"
 	"testing"
 
 	vaultapi "github.com/hashicorp/vault/api"
 )
 
-// AgentPolicy is the Vault policy the tests give the agent for KV v2 rotation: read the secret
-// and its metadata, write new versions. Nothing else.
-const AgentPolicy = `
-path "secret/data/*" { capabilities = ["read", "create", "update"] }
-path "secret/metadata/*" { capabilities = ["read"] }
-path "auth/token/lookup-self" { capabilities = ["read"] }
-path "auth/token/renew-self" { capabilities = ["update"] }
-`
+// AgentPolicyFile is the least-privilege policy the project documents for the agent; every
+// integration test runs the agent under it.
+const AgentPolicyFile = "../../docs/vault-policy.hcl"
 
-// AgentToken creates the agent's policy and a token bound to it.
+// AgentToken creates the agent's policy from AgentPolicyFile and a token bound to it.
 func (v *Vault) AgentToken(t testing.TB) string {
 	t.Helper()
-	if err := v.Root.Sys().PutPolicy("rotation-agent", AgentPolicy); err != nil {
+	policy, err := os.ReadFile(AgentPolicyFile)
+	if err != nil {
+		t.Fatalf("agent policy: %v", err)
+	}
+	if err := v.Root.Sys().PutPolicy("rotation-agent", string(policy)); err != nil {
 		t.Fatalf("put policy: %v", err)
 	}
 	secret, err := v.Root.Auth().Token().Create(&vaultapi.TokenCreateRequest{Policies: []string{"rotation-agent"}, TTL: "1h", NoDefaultPolicy: true})

@@ -1,0 +1,8 @@
+//go:build tools
+
+// Package tools pins the programs the tests and the demo build from this module: the real
+// vault binary (server and CLI) comes from github.com/hashicorp/vault's main package, whose
+// dependencies this blank import keeps in go.mod.
+package tools
+
+import _ "github.com/hashicorp/vault/command"
