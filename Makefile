@@ -39,7 +39,7 @@ test-unit: ## Unit tests of the agent module.
 
 .PHONY: test-integration
 test-integration: ## Integration tests against in-process Vault and NATS (first build: 10-15 minutes).
-	cd test && ../hack/with-progress "compiling Vault core for the integration tests" $(GO) test -count=1 -run '^$$' ./... >/dev/null
+	cd test && ../hack/with-progress "compiling Vault core for the integration tests (first time 10-15 minutes, then cached)" $(GO) test -count=1 -run '^$$' ./... >/dev/null
 	cd test && $(GO) test $(TEST_FLAGS) -timeout 20m ./...
 
 $(GOLANGCI):
@@ -52,7 +52,7 @@ lint: $(GOLANGCI) ## Run golangci-lint on both modules.
 	cd test && $(GOLANGCI) run ./...
 
 $(VAULT_BIN):
-	cd test && ../hack/with-progress "building the vault binary from the Vault module" $(GO) build -o $(VAULT_BIN) github.com/hashicorp/vault
+	cd test && ../hack/with-progress "building the vault binary from the Vault module (first time 10-15 minutes, then about 2)" $(GO) build -o $(VAULT_BIN) github.com/hashicorp/vault
 
 .PHONY: vault
 vault: $(VAULT_BIN) ## Build the real vault binary (server and CLI) into test/bin/.

@@ -25,7 +25,7 @@ func (b backoff) delay(attempt int) time.Duration {
 		d = b.max
 	}
 	half := d / 2
-	return half + time.Duration(rand.Int64N(int64(half)+1))
+	return half + time.Duration(rand.Int64N(int64(half)+1)) //nolint:gosec // jitter needs no cryptographic randomness
 }
 
 // sleepCtx waits for d or until ctx ends; it reports whether the full wait elapsed.

@@ -43,7 +43,7 @@ func NewRedactor() *Redactor { return &Redactor{values: map[string]struct{}{}} }
 // reorder rebuilds ordered from values; the caller holds the write lock.
 func (r *Redactor) reorder() {
 	r.ordered = r.ordered[:0]
-	for _, v := range r.ordered {
+	for v := range r.values {
 		r.ordered = append(r.ordered, v)
 	}
 	sort.Slice(r.ordered, func(i, j int) bool { return len(r.ordered[i]) > len(r.ordered[j]) })
@@ -76,7 +76,7 @@ func (r *Redactor) Forget(value string) {
 // String returns s with every known secret value and every Vault token replaced.
 func (r *Redactor) String(s string) string {
 	r.mu.RLock()
-	for v := range r.values {
+	for _, v := range r.ordered {
 		if strings.Contains(s, v) {
 			s = strings.ReplaceAll(s, v, redactedText)
 		}

@@ -271,3 +271,18 @@ func TestNewLoggerLevel(t *testing.T) {
 		t.Error("NewLogger with an unknown level: no error")
 	}
 }
+
+// A known value that contains another known value is removed whole, whatever the order in
+// which they were added.
+func TestRedactorRemovesNestedValuesWhole(t *testing.T) {
+	for i := 0; i < 50; i++ {
+		r := NewRedactor()
+		r.Add("SECRET")
+		r.Add("SECRETTAIL-abcdef")
+		r.Add("prefix-SECRET")
+		got := r.String("a=SECRETTAIL-abcdef b=prefix-SECRET c=SECRET")
+		if strings.Contains(got, "TAIL") || strings.Contains(got, "prefix") || strings.Contains(got, "SECRET") {
+			t.Fatalf("partial leak: %q", got)
+		}
+	}
+}

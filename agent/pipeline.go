@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -36,6 +37,14 @@ type pipeline struct {
 	retry      backoff
 }
 
+// deliveryCount converts JetStream's delivery counter, saturating instead of overflowing.
+func deliveryCount(n uint64) int {
+	if n > math.MaxInt32 {
+		return math.MaxInt32
+	}
+	return int(n)
+}
+
 // handle processes one delivered message and settles it: ack when evidence is published, term
 // when the message is refused, nak with a delay when the work can succeed later.
 func (p *pipeline) handle(ctx context.Context, msg jetstream.Msg) {
@@ -51,18 +60,19 @@ func (p *pipeline) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	log := p.log.WithFields(logrus.Fields{FieldChangeID: ev.Data.ID, FieldEventID: ev.ID, "delivery": meta.NumDelivered})
-	final := meta.NumDelivered >= uint64(p.maxDeliver)
+	delivery := deliveryCount(meta.NumDelivered)
+	final := delivery >= p.maxDeliver
 
 	env, err := p.reconcile(ctx, ev, log, final)
 	if err != nil {
-		delay := p.retry.delay(int(meta.NumDelivered))
+		delay := p.retry.delay(deliveryCount(meta.NumDelivered))
 		log.WithError(err).WithField("retry_in", delay.String()).Warn("change not reconciled yet; will retry")
 		_ = msg.NakWithDelay(delay)
 		return
 	}
 	if err := p.publishEvidence(ctx, env); err != nil {
 		log.WithError(err).Warn("publish evidence failed; will retry")
-		_ = msg.NakWithDelay(p.retry.delay(int(meta.NumDelivered)))
+		_ = msg.NakWithDelay(p.retry.delay(deliveryCount(meta.NumDelivered)))
 		return
 	}
 	if err := p.journal.storeEvidence(ctx, env); err != nil {
@@ -228,7 +238,7 @@ func (p *pipeline) reject(ctx context.Context, msg jetstream.Msg, meta *jetstrea
 	}
 	if err != nil {
 		log.WithError(err).Warn("publish rejection failed; will retry")
-		_ = msg.NakWithDelay(p.retry.delay(int(meta.NumDelivered)))
+		_ = msg.NakWithDelay(p.retry.delay(deliveryCount(meta.NumDelivered)))
 		return
 	}
 	if err := msg.TermWithReason(string(rej.ReasonCode)); err != nil && !errors.Is(err, context.Canceled) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -142,8 +143,8 @@ func DecodeChangeEvent(payload []byte, maxBytes int) (*ChangeEvent, *Rejection) 
 // describeViolations turns a schema validation error into one readable line listing the
 // failing locations, for example "/data/change_id: missing property".
 func describeViolations(err error) string {
-	ve, ok := err.(*jsonschema.ValidationError)
-	if !ok {
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
 		return err.Error()
 	}
 	p := message.NewPrinter(language.English)

@@ -85,7 +85,7 @@ func TestMarksKeepTheError(t *testing.T) {
 			if !errors.Is(err, io.ErrUnexpectedEOF) {
 				t.Errorf("%s(err) does not unwrap to the original cause", name)
 			}
-			if errors.Unwrap(err) != base {
+			if errors.Unwrap(err) != base { //nolint:errorlint // the identity of the wrapped error is the point
 				t.Errorf("errors.Unwrap(%s(err)) is not err", name)
 			}
 		})

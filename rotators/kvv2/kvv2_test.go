@@ -65,7 +65,7 @@ func TestFieldsToRotate(t *testing.T) {
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("fieldsToRotate = %v, want %v", got, tc.want)
 			}
-			if !reflect.DeepEqual(named, tc.named) && !(len(named) == 0 && len(tc.named) == 0) {
+			if !reflect.DeepEqual(named, tc.named) && (len(named) != 0 || len(tc.named) != 0) {
 				t.Errorf("the caller's field list was changed to %v", named)
 			}
 		})

@@ -73,7 +73,7 @@ func run(ctx context.Context, vaultBin, policyFile string) error {
 	}
 	step("seeded %d KV v2 secrets; the agent gets a token limited to them", len(secrets))
 
-	natsPort, err := freePort()
+	natsPort, err := freePort(ctx)
 	if err != nil {
 		return err
 	}
@@ -229,7 +229,7 @@ func startVault(ctx context.Context, bin, work string) (*vaultapi.Client, func()
 	if _, err := os.Stat(bin); err != nil {
 		return nil, nil, fmt.Errorf("vault binary: %w (build it with `make vault`)", err)
 	}
-	port, err := freePort()
+	port, err := freePort(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -239,7 +239,9 @@ func startVault(ctx context.Context, bin, work string) (*vaultapi.Client, func()
 		return nil, nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cmd := exec.Command(bin, "server", "-dev", "-dev-root-token-id="+rootToken, "-dev-listen-address="+addr, "-dev-no-store-token")
+	// Not CommandContext: the server is stopped gracefully by stop, never killed by ctx.
+	cmd := exec.Command(bin, //nolint:noctx // see above
+		"server", "-dev", "-dev-root-token-id="+rootToken, "-dev-listen-address="+addr, "-dev-no-store-token")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(os.Environ(), "HOME="+work)
 	if err := cmd.Start(); err != nil {
@@ -254,7 +256,7 @@ func startVault(ctx context.Context, bin, work string) (*vaultapi.Client, func()
 		case <-time.After(10 * time.Second):
 			_ = cmd.Process.Kill()
 		}
-		logFile.Close()
+		_ = logFile.Close()
 	}
 	conf := vaultapi.DefaultConfig()
 	conf.Address = "http://" + addr
@@ -297,8 +299,8 @@ func seedVault(ctx context.Context, v *vaultapi.Client, policyFile string) (stri
 	return tok.Auth.ClientToken, nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func freePort(ctx context.Context) (int, error) {
+	l, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"net"
 	"testing"
 	"time"
 
@@ -12,25 +13,60 @@ import (
 type NATS struct {
 	URL    string
 	Server *server.Server
+	opts   server.Options
+	t      testing.TB
 }
 
 // StartNATS starts a NATS server with JetStream on a free loopback port, storing in a
 // temporary directory. It stops when the test ends.
-func StartNATS(t testing.TB) *NATS {
+func StartNATS(t testing.TB) *NATS { return StartNATSWith(t, nil) }
+
+// StartNATSWith is StartNATS with the server options adjusted by configure (authentication,
+// for example).
+func StartNATSWith(t testing.TB, configure func(*server.Options)) *NATS {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	opts := server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true}
+	if configure != nil {
+		configure(&opts)
+	}
+	n := &NATS{opts: opts, t: t}
+	n.start()
+	t.Cleanup(n.stop)
+	return n
+}
+
+func (n *NATS) start() {
+	n.t.Helper()
+	opts := n.opts
+	srv, err := server.NewServer(&opts)
 	if err != nil {
-		t.Fatalf("nats server: %v", err)
+		n.t.Fatalf("nats server: %v", err)
 	}
 	go srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server did not start")
+		n.t.Fatal("nats server did not start")
 	}
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	return &NATS{URL: srv.ClientURL(), Server: srv}
+	n.Server = srv
+	if n.URL == "" {
+		n.URL = srv.ClientURL()
+		n.opts.Port = srv.Addr().(*net.TCPAddr).Port // a restart listens where clients expect it
+	}
+}
+
+func (n *NATS) stop() {
+	if n.Server != nil {
+		n.Server.Shutdown()
+		n.Server.WaitForShutdown()
+	}
+}
+
+// Restart stops the server and starts it again on the same port with the same JetStream data,
+// after down has passed, as an operator restarting NATS would.
+func (n *NATS) Restart(down time.Duration) {
+	n.t.Helper()
+	n.stop()
+	time.Sleep(down)
+	n.start()
 }
 
 // Connect returns a client connection closed when the test ends.
