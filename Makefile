@@ -31,7 +31,7 @@ vet: ## go vet both modules.
 	cd test && $(GO) vet ./...
 
 .PHONY: test
-test: fmt-check vet lint test-unit test-integration ## Run every check and test (what CI runs).
+test: fmt-check vet lint test-unit test-integration test-demo ## Run every check and test (what CI runs).
 
 .PHONY: test-unit
 test-unit: ## Unit tests of the agent module.
@@ -61,6 +61,9 @@ vault: $(VAULT_BIN) ## Build the real vault binary (server and CLI) into test/bi
 demo: $(VAULT_BIN) ## Run the agent on an embedded NATS against a real Vault dev server, publish sample changes, print evidence.
 	cd test && ../hack/with-progress "compiling the demo" $(GO) build -o bin/demo ./demo
 	cd test && bin/demo -vault $(VAULT_BIN) -policy ../docs/vault-policy.hcl
+
+.PHONY: test-demo
+test-demo: demo ## Run the demo as a test: it exits non-zero unless every change got its evidence and Vault agrees.
 
 .PHONY: clean
 clean: ## Remove build output.
