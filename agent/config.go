@@ -31,6 +31,11 @@ type Config struct {
 	ShutdownTimeout time.Duration `split_words:"true" default:"30s"`
 	// StartupTimeout bounds how long the first contact with Vault and NATS may take.
 	StartupTimeout time.Duration `split_words:"true" default:"15s"`
+	// Overlap is how long an old credential keeps working after the new one is promoted,
+	// unless the credential sets its own "overlap" option; zero retires it at once.
+	Overlap time.Duration `split_words:"true" default:"0s"`
+	// RetireInterval is how often the agent looks for old credentials due to be retired.
+	RetireInterval time.Duration `split_words:"true" default:"15s"`
 	// Password describes how generated passwords look.
 	Password PasswordConfig
 	// Vault is how the agent reaches and authenticates to Vault.
@@ -222,6 +227,12 @@ func (c Config) Validate() error {
 	}
 	if c.StartupTimeout <= 0 {
 		bad("%s: must be positive", env("STARTUP_TIMEOUT"))
+	}
+	if c.Overlap < 0 {
+		bad("%s: must not be negative", env("OVERLAP"))
+	}
+	if c.RetireInterval < time.Second {
+		bad("%s: must be at least 1s", env("RETIRE_INTERVAL"))
 	}
 	if c.Password.Length < 16 || c.Password.Length > 1024 {
 		bad("%s: %d is out of range (16 to 1024)", env("PASSWORD_LENGTH"), c.Password.Length)

@@ -22,13 +22,18 @@ var errStaleJournal = errors.New("journal record was advanced by another worker"
 // journalEntry is the durable state of one (change, credential) pair. It is written before
 // every side effect, so a restarted agent resumes where the last one stopped.
 type journalEntry struct {
-	ChangeID   string                     `json:"change_id"`
-	EventID    string                     `json:"event_id"`
-	Credential string                     `json:"credential"`
-	Checkpoint rotators.Checkpoint        `json:"checkpoint"`
-	Final      bool                       `json:"final"`
-	Evidence   *events.CredentialEvidence `json:"evidence,omitempty"`
-	UpdatedAt  time.Time                  `json:"updated_at"`
+	ChangeID   string               `json:"change_id"`
+	EventID    string               `json:"event_id"`
+	ChangeType events.ChangeType    `json:"change_type"`
+	Credential string               `json:"credential"`
+	Ref        events.CredentialRef `json:"ref"`
+	State      rotators.State       `json:"state"`
+	// RetirePending is set while the old credential waits for the end of its overlap window.
+	RetirePending bool `json:"retire_pending,omitempty"`
+	// Final is set once nothing more will be done; Evidence is then the last word.
+	Final     bool                       `json:"final"`
+	Evidence  *events.CredentialEvidence `json:"evidence,omitempty"`
+	UpdatedAt time.Time                  `json:"updated_at"`
 }
 
 // journal keeps journal entries and the final evidence of each change in a JetStream key-value
@@ -122,4 +127,64 @@ func (j *journal) storeEvidence(ctx context.Context, env events.Envelope[events.
 func isWrongSequence(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}
+
+// retireIndex is the small record under retire.<...> that lets the sweeper find credentials
+// whose old version waits for the end of its overlap window.
+type retireIndex struct {
+	ChangeID   string    `json:"change_id"`
+	Credential string    `json:"credential"`
+	RetireAt   time.Time `json:"retire_at"`
+}
+
+func retireKey(changeID, credential string) string {
+	return "retire." + hashToken(changeID) + "." + hashToken(credential)
+}
+
+// scheduleRetire indexes an entry whose old credential is to be retired later.
+func (j *journal) scheduleRetire(ctx context.Context, e journalEntry) error {
+	raw, err := json.Marshal(retireIndex{ChangeID: e.ChangeID, Credential: e.Credential, RetireAt: e.State.RetireAt})
+	if err != nil {
+		return err
+	}
+	if _, err := j.kv.Put(ctx, retireKey(e.ChangeID, e.Credential), raw); err != nil {
+		return fmt.Errorf("write journal: %w", err)
+	}
+	return nil
+}
+
+// dueRetirements lists the indexed retirements due at now.
+func (j *journal) dueRetirements(ctx context.Context, now time.Time) ([]retireIndex, error) {
+	lister, err := j.kv.ListKeysFiltered(ctx, "retire.>")
+	if err != nil {
+		return nil, fmt.Errorf("list retirements: %w", err)
+	}
+	defer func() { _ = lister.Stop() }()
+	var due []retireIndex
+	for key := range lister.Keys() {
+		kve, err := j.kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return due, fmt.Errorf("read journal: %w", err)
+		}
+		var idx retireIndex
+		if err := json.Unmarshal(kve.Value(), &idx); err != nil {
+			return due, fmt.Errorf("decode %s: %w", key, err)
+		}
+		if !idx.RetireAt.After(now) {
+			due = append(due, idx)
+		}
+	}
+	return due, nil
+}
+
+// retired removes a retirement from the index.
+func (j *journal) retired(ctx context.Context, idx retireIndex) error {
+	err := j.kv.Delete(ctx, retireKey(idx.ChangeID, idx.Credential))
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("write journal: %w", err)
+	}
+	return nil
 }

@@ -33,8 +33,10 @@ type pipeline struct {
 	log        logrus.FieldLogger
 	maxBytes   int
 	maxDeliver int
-	password   PasswordConfig
-	retry      backoff
+	generator  rotators.Generator
+	// defaultOverlap is the overlap window of credentials that do not set one.
+	defaultOverlap time.Duration
+	retry          backoff
 }
 
 // deliveryCount converts JetStream's delivery counter, saturating instead of overflowing.
@@ -105,12 +107,18 @@ func (p *pipeline) reconcile(ctx context.Context, ev *events.ChangeEvent, log lo
 		}
 		creds = append(creds, ce)
 	}
+	return p.evidenceEnvelope(ev.Data.ID, ev.ID, ev.Data.Type, events.TriggerEvent, started, creds), nil
+}
+
+// evidenceEnvelope builds the evidence record of a change; its id (and Nats-Msg-Id) is derived
+// from the change and the event id, so a re-publish is de-duplicated.
+func (p *pipeline) evidenceEnvelope(changeID, eventID string, changeType events.ChangeType, trigger events.Trigger, started time.Time, creds []events.CredentialEvidence) events.Envelope[events.Evidence] {
 	evidence := events.Evidence{
 		SchemaVersion: events.EvidenceSchemaVersion,
-		ChangeID:      ev.Data.ID,
-		EventID:       ev.ID,
-		ChangeType:    ev.Data.Type,
-		Trigger:       events.TriggerEvent,
+		ChangeID:      changeID,
+		EventID:       eventID,
+		ChangeType:    changeType,
+		Trigger:       trigger,
 		Agent:         p.agent,
 		Status:        events.OverallStatus(creds),
 		StartedAt:     started,
@@ -119,86 +127,144 @@ func (p *pipeline) reconcile(ctx context.Context, ev *events.ChangeEvent, log lo
 	}
 	return events.Envelope[events.Evidence]{
 		SpecVersion:     events.SpecVersion,
-		ID:              "evidence:" + ev.Data.ID + ":" + ev.ID,
+		ID:              "evidence:" + changeID + ":" + eventID,
 		Source:          eventSource + "/" + p.agent.ID,
 		Type:            events.TypeEvidence,
-		Subject:         ev.Data.ID,
+		Subject:         changeID,
 		Time:            evidence.FinishedAt,
 		DataContentType: "application/json",
 		Data:            evidence,
-	}, nil
+	}
 }
 
-// credential runs one credential through its rotator under the journal. A retryable failure is
-// returned as an error (the change is retried); anything else ends in evidence.
+// credential runs one credential through its rotator's steps under the journal. A retryable
+// failure is returned as an error (the change is retried); anything else ends in evidence.
 func (p *pipeline) credential(ctx context.Context, ev *events.ChangeEvent, ref events.CredentialRef, log logrus.FieldLogger, final bool) (events.CredentialEvidence, error) {
 	entry, rev, err := p.journal.entry(ctx, ev.Data.ID, ref.ID())
 	if err != nil {
 		return events.CredentialEvidence{}, err
 	}
-	if entry.Final && entry.Evidence != nil {
+	if entry.Evidence != nil && (entry.Final || entry.RetirePending) {
 		return *entry.Evidence, nil
 	}
 	if rev == 0 {
-		entry = journalEntry{ChangeID: ev.Data.ID, EventID: ev.ID, Credential: ref.ID()}
+		entry = journalEntry{ChangeID: ev.Data.ID, EventID: ev.ID, ChangeType: ev.Data.Type, Credential: ref.ID(), Ref: ref}
 	}
+	ce, err := p.drive(ctx, &entry, &rev, log, final)
+	if err != nil {
+		return events.CredentialEvidence{}, err
+	}
+	return ce, nil
+}
+
+// drive runs the rotator's remaining steps for a journal entry and records the result in it.
+// It returns an error only for a retryable failure that is not on the last delivery.
+func (p *pipeline) drive(ctx context.Context, entry *journalEntry, rev *uint64, log logrus.FieldLogger, final bool) (events.CredentialEvidence, error) {
+	ref := entry.Ref
 	ce := events.CredentialEvidence{
 		Credential: ref.ID(), Kind: ref.Kind, Mount: ref.Mount, Path: ref.Path, Fields: ref.Fields,
 		Action: ref.EffectiveAction(), StartedAt: time.Now().UTC(),
 	}
-	var res rotators.Result
-	var generated []string
-	defer func() {
-		for _, v := range generated {
-			p.redactor.Forget(v)
-		}
-	}()
+	var out rotators.Outcome
 	rot, err := p.registry.Lookup(ref.Kind)
 	if err == nil {
-		req := rotators.Request{
-			ChangeID:   ev.Data.ID,
-			Credential: ref,
-			Checkpoint: entry.Checkpoint,
-			Record: func(ctx context.Context, cp rotators.Checkpoint) error {
-				entry.Checkpoint = cp
-				newRev, err := p.journal.put(ctx, entry, rev)
-				if err != nil {
-					return rotators.Retryable(err)
-				}
-				rev = newRev
-				failpoint.Hit(failpoint.AfterJournal + cp.Step)
-				return nil
-			},
-			Generate: func(string) (string, error) {
-				v, err := rotators.GeneratePassword(p.password.Length, p.password.Charset)
-				if err == nil {
-					p.redactor.Add(v)
-					generated = append(generated, v)
-				}
-				return v, err
-			},
+		var overlap time.Duration
+		overlap, err = p.overlap(ref)
+		if err == nil {
+			log.WithField("step", entry.State.Done).Info("rotating credential")
+			out, err = rotators.Drive(ctx, rot, p.request(entry, rev), &entry.State, overlap)
 		}
-		log.Info("rotating credential")
-		res, err = rot.Rotate(ctx, req)
 	}
+	st := entry.State
 	ce.FinishedAt = time.Now().UTC()
 	ce.DurationMS = ce.FinishedAt.Sub(ce.StartedAt).Milliseconds()
+	ce.Before, ce.After, ce.Verified, ce.Resumed = st.Before, st.After, st.Verified, out.Resumed
 	switch {
 	case err == nil:
-		ce.Outcome, ce.Before, ce.After, ce.Resumed = events.OutcomeRotated, res.Before, res.After, res.Resumed
-		log.WithField("resumed", res.Resumed).Info("credential rotated")
+		ce.Outcome = events.OutcomeRotated
+		if ref.EffectiveAction() == events.ActionRevoke {
+			ce.Outcome = events.OutcomeRevoked
+		}
+		if !st.RetireAt.IsZero() {
+			at := st.RetireAt
+			ce.RetireAt = &at
+		}
+		if out.RetirePending {
+			ce.OldCredential = "retire_pending"
+		} else {
+			at := st.RetiredAt
+			ce.OldCredential, ce.RetiredAt = "retired", &at
+		}
+		log.WithFields(logrus.Fields{"resumed": out.Resumed, "old_credential": ce.OldCredential}).Info("credential reconciled")
 	case rotators.IsRetryable(err) && !final:
 		return events.CredentialEvidence{}, fmt.Errorf("%s: %w", ref.ID(), err)
+	case errors.Is(err, rotators.ErrNeedsReconcile):
+		ce.Outcome, ce.Error = events.OutcomeNeedsReconcile, p.redactor.String(err.Error())
+		log.WithError(err).Error("credential needs an operator to reconcile it")
 	default:
 		ce.Outcome, ce.Error = events.OutcomeFailed, p.redactor.String(err.Error())
-		ce.Before, ce.After = entry.Checkpoint.Before, entry.Checkpoint.After
 		log.WithError(err).Error("credential not reconciled")
 	}
-	entry.Final, entry.Evidence = true, &ce
-	if _, err := p.journal.put(ctx, entry, rev); err != nil {
+	entry.Evidence = &ce
+	entry.RetirePending = err == nil && out.RetirePending
+	entry.Final = !entry.RetirePending
+	newRev, err := p.journal.put(ctx, *entry, *rev)
+	if err != nil {
 		return events.CredentialEvidence{}, err
 	}
+	*rev = newRev
+	if entry.RetirePending {
+		if err := p.journal.scheduleRetire(ctx, *entry); err != nil {
+			return events.CredentialEvidence{}, err
+		}
+	}
 	return ce, nil
+}
+
+// request builds the rotator request for a journal entry; Save advances the entry with
+// compare-and-set, which fences a stale worker.
+func (p *pipeline) request(entry *journalEntry, rev *uint64) rotators.Request {
+	generate := p.generator.For(entry.Ref)
+	return rotators.Request{
+		ChangeID:   entry.ChangeID,
+		Credential: entry.Ref,
+		Now:        time.Now,
+		Save: func(ctx context.Context, st *rotators.State) error {
+			st.At = time.Now().UTC()
+			entry.State = *st
+			newRev, err := p.journal.put(ctx, *entry, *rev)
+			if err != nil {
+				return err
+			}
+			*rev = newRev
+			if st.Started != "" {
+				failpoint.Hit(failpoint.AfterJournal + string(st.Started))
+			}
+			return nil
+		},
+		Generate: func(ctx context.Context) (string, error) {
+			v, err := generate(ctx)
+			if err == nil {
+				// Known from now on, so no log line can carry it; it lives in Vault anyway.
+				p.redactor.Add(v)
+			}
+			return v, err
+		},
+	}
+}
+
+// overlap is how long the old credential stays valid after the new one is promoted: the
+// credential's "overlap" option, or the agent's default.
+func (p *pipeline) overlap(ref events.CredentialRef) (time.Duration, error) {
+	v, ok := ref.Options["overlap"]
+	if !ok {
+		return p.defaultOverlap, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, rotators.Permanent(fmt.Errorf("option overlap=%q: want a duration such as 15m", v))
+	}
+	return d, nil
 }
 
 // publishEvidence publishes env on the change's evidence subject, de-duplicated by its id.

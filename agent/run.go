@@ -92,17 +92,18 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return err
 	}
 	p := &pipeline{
-		js:         js,
-		journal:    &journal{kv: res.journal},
-		registry:   registry,
-		subjects:   subjects,
-		agent:      events.AgentInfo{ID: cfg.AgentID, Version: Version},
-		redactor:   redactor,
-		log:        log,
-		maxBytes:   cfg.MaxEventBytes,
-		maxDeliver: cfg.NATS.MaxDeliver,
-		password:   cfg.Password,
-		retry:      newBackoff(2*time.Second, 2*time.Minute),
+		js:             js,
+		journal:        &journal{kv: res.journal},
+		registry:       registry,
+		subjects:       subjects,
+		agent:          events.AgentInfo{ID: cfg.AgentID, Version: Version},
+		redactor:       redactor,
+		log:            log,
+		maxBytes:       cfg.MaxEventBytes,
+		maxDeliver:     cfg.NATS.MaxDeliver,
+		generator:      rotators.Generator{Client: vs.client, Length: cfg.Password.Length, Charset: cfg.Password.Charset},
+		defaultOverlap: cfg.Overlap,
+		retry:          newBackoff(2*time.Second, 2*time.Minute),
 	}
 
 	var wg sync.WaitGroup
@@ -113,6 +114,11 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	go func() {
 		defer wg.Done()
 		vs.keepAlive(bgCtx, secret)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.retireLoop(ctx, cfg.RetireInterval)
 	}()
 
 	log.WithFields(logrus.Fields{"subject": subjects.ChangeCompleted(), "consumer": cfg.NATS.Consumer, "kinds": registry.Kinds()}).Info("agent started; consuming change events")

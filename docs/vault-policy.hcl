@@ -10,6 +10,13 @@ path "secret/data/*" {
 path "secret/metadata/*" {
   capabilities = ["read"]
 }
+# Retiring the old version after the overlap window (credential option retire=delete|destroy).
+path "secret/delete/*" {
+  capabilities = ["update"]
+}
+path "secret/destroy/*" {
+  capabilities = ["update"]
+}
 
 # The agent's own token: validate it at start-up and keep it alive.
 path "auth/token/lookup-self" {

@@ -572,13 +572,17 @@ func credentialEvidence(outcome Outcome, full bool) CredentialEvidence {
 		FinishedAt: testStart.Add(395 * time.Millisecond),
 		DurationMS: 395,
 	}
-	if outcome == OutcomeFailed {
+	if outcome == OutcomeFailed || outcome == OutcomeNeedsReconcile {
 		c.Error = "vault: permission denied"
 	}
 	if full { // every optional field set, so the schema must declare each of them
+		retireAt, retiredAt := testStart.Add(time.Hour), testStart.Add(time.Hour+time.Second)
 		c.Fields = []string{"password"}
 		c.Before = Fingerprint{"version": "7"}
 		c.After = Fingerprint{"version": "8"}
+		c.Verified = true
+		c.OldCredential = "retired"
+		c.RetireAt, c.RetiredAt = &retireAt, &retiredAt
 		c.Resumed = true
 		c.Error = "first attempt timed out"
 	}
@@ -804,11 +808,11 @@ func TestSchemaFieldsMatchGoTypes(t *testing.T) {
 		{"status", evidenceSchema, []string{"$defs", "evidence", "properties", "status"},
 			sorted(StatusReconciled, StatusPartial, StatusFailed, StatusNoCredentials)},
 		{"outcome", evidenceSchema, []string{"$defs", "credential", "properties", "outcome"},
-			sorted(OutcomeRotated, OutcomeFailed)},
+			sorted(OutcomeRotated, OutcomeRevoked, OutcomeFailed, OutcomeNeedsReconcile)},
 		{"action", evidenceSchema, []string{"$defs", "credential", "properties", "action"},
 			sorted(ActionRotate, ActionRevoke, ActionVerify)},
 		{"trigger", evidenceSchema, []string{"$defs", "evidence", "properties", "trigger"},
-			sorted(TriggerEvent)},
+			sorted(TriggerEvent, TriggerSchedule)},
 		{"change_type", evidenceSchema, []string{"$defs", "evidence", "properties", "change_type"},
 			sorted(ChangeStandard, ChangeNormal, ChangeEmergency)},
 		{"inbound change_type", ChangeCompletedSchema, []string{"$defs", "change", "properties", "change_type"},

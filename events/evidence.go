@@ -27,15 +27,26 @@ type Outcome string
 const (
 	// OutcomeRotated means a new credential was written and the old one superseded.
 	OutcomeRotated Outcome = "rotated"
+	// OutcomeRevoked means the credential was revoked as asked and no longer works.
+	OutcomeRevoked Outcome = "revoked"
 	// OutcomeFailed means the action could not be completed; Error says why.
 	OutcomeFailed Outcome = "failed"
+	// OutcomeNeedsReconcile means the agent gave up after repeated failures, fresh values
+	// included; an operator must reconcile the credential. Error says what failed last.
+	OutcomeNeedsReconcile Outcome = "needs_reconcile"
 )
 
 // Trigger says what started a reconciliation.
 type Trigger string
 
-// TriggerEvent marks work started by a change event on the bus.
-const TriggerEvent Trigger = "event"
+// The triggers of a reconciliation.
+const (
+	// TriggerEvent marks work started by a change event on the bus.
+	TriggerEvent Trigger = "event"
+	// TriggerSchedule marks work the agent scheduled itself, such as retiring an old
+	// credential when its overlap window ends.
+	TriggerSchedule Trigger = "schedule"
+)
 
 // AgentInfo identifies the agent that produced a record.
 type AgentInfo struct {
@@ -58,11 +69,18 @@ type CredentialEvidence struct {
 	Outcome    Outcome     `json:"outcome"`
 	Before     Fingerprint `json:"before,omitempty"`
 	After      Fingerprint `json:"after,omitempty"`
-	Resumed    bool        `json:"resumed,omitempty"`
-	Error      string      `json:"error,omitempty"`
-	StartedAt  time.Time   `json:"started_at"`
-	FinishedAt time.Time   `json:"finished_at"`
-	DurationMS int64       `json:"duration_ms"`
+	// Verified is true when the new credential was proven to work against its target.
+	Verified bool `json:"verified"`
+	// OldCredential says what became of the old credential: "retired" (revoked, deleted or
+	// kept per policy once the overlap ended) or "retire_pending" until RetireAt.
+	OldCredential string     `json:"old_credential,omitempty"`
+	RetireAt      *time.Time `json:"retire_at,omitempty"`
+	RetiredAt     *time.Time `json:"retired_at,omitempty"`
+	Resumed       bool       `json:"resumed,omitempty"`
+	Error         string     `json:"error,omitempty"`
+	StartedAt     time.Time  `json:"started_at"`
+	FinishedAt    time.Time  `json:"finished_at"`
+	DurationMS    int64      `json:"duration_ms"`
 }
 
 // Evidence is the reconciliation record the agent publishes for a change.
@@ -86,7 +104,7 @@ func OverallStatus(creds []CredentialEvidence) Status {
 	}
 	ok := 0
 	for _, c := range creds {
-		if c.Outcome != OutcomeFailed {
+		if c.Outcome == OutcomeRotated || c.Outcome == OutcomeRevoked {
 			ok++
 		}
 	}

@@ -8,13 +8,25 @@ import (
 	"testing"
 )
 
+// nopRotator implements every step of Rotator but Kind as a no-op; embed it in fakes.
+type nopRotator struct{}
+
+func (nopRotator) Plan(context.Context, Request) (Plan, error)    { return Plan{}, nil }
+func (nopRotator) Prepare(context.Context, Request, *State) error { return nil }
+func (nopRotator) Apply(context.Context, Request, *State) error   { return nil }
+func (nopRotator) Verify(context.Context, Request, *State) error  { return nil }
+func (nopRotator) Promote(context.Context, Request, *State) error { return nil }
+func (nopRotator) Retire(context.Context, Request, *State) error  { return nil }
+
 // fakeRotator is a Rotator of a given kind that does nothing.
-type fakeRotator struct{ kind string }
+type fakeRotator struct {
+	nopRotator
+	kind string
+}
 
 func (f fakeRotator) Kind() string { return f.kind }
-func (f fakeRotator) Rotate(context.Context, Request) (Result, error) {
-	return Result{}, nil
-}
+
+func fake(kind string) fakeRotator { return fakeRotator{kind: kind} }
 
 func TestNewRegistry(t *testing.T) {
 	tests := []struct {
@@ -24,9 +36,9 @@ func TestNewRegistry(t *testing.T) {
 		wantErr   string
 	}{
 		{"empty", nil, []string{}, ""},
-		{"one", []Rotator{fakeRotator{"kv-v2"}}, []string{"kv-v2"}, ""},
-		{"sorted", []Rotator{fakeRotator{"ldap"}, fakeRotator{"database"}, fakeRotator{"kv-v2"}}, []string{"database", "kv-v2", "ldap"}, ""},
-		{"duplicate", []Rotator{fakeRotator{"kv-v2"}, fakeRotator{"ldap"}, fakeRotator{"kv-v2"}}, nil, `"kv-v2" registered twice`},
+		{"one", []Rotator{fake("kv-v2")}, []string{"kv-v2"}, ""},
+		{"sorted", []Rotator{fake("ldap"), fake("database"), fake("kv-v2")}, []string{"database", "kv-v2", "ldap"}, ""},
+		{"duplicate", []Rotator{fake("kv-v2"), fake("ldap"), fake("kv-v2")}, nil, `"kv-v2" registered twice`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -51,7 +63,7 @@ func TestNewRegistry(t *testing.T) {
 }
 
 func TestRegistryLookup(t *testing.T) {
-	kv, ldap := fakeRotator{"kv-v2"}, fakeRotator{"ldap"}
+	kv, ldap := fake("kv-v2"), fake("ldap")
 	reg, err := NewRegistry(ldap, kv)
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,8 @@ const (
 	AfterJournal = "after-journal-"
 	// AfterVaultWrite is reached after a rotator's write to Vault, before the result is recorded.
 	AfterVaultWrite = "after-vault-write"
+	// AfterStep is reached after a rotation step is recorded as done; the step name follows it.
+	AfterStep = "after-step-"
 )
 
 var armed = parse(os.Getenv(EnvVar))

@@ -20,12 +20,19 @@ import (
 // Kind is the credential kind handled by this package.
 const Kind = "kv-v2"
 
-// Steps recorded in the checkpoint.
+// Options a credential reference may carry for this kind.
 const (
-	// StepWriting is recorded before the new version is written; Before holds the base version.
-	StepWriting = "writing"
-	// StepWritten is recorded once the new version exists; After holds its number.
-	StepWritten = "written"
+	// OptionRetire says what happens to the old version after the overlap: "keep" (default),
+	// "delete" (soft delete, undeletable) or "destroy" (its data is removed for good).
+	OptionRetire = "retire"
+)
+
+// Notes kept in the rotation state.
+const (
+	noteBase      = "base_version"
+	noteFields    = "fields"
+	noteWritingAt = "writing_at"
+	noteNew       = "new_version"
 )
 
 // clockSkew is how much earlier than the recorded intent a new version may have been created
@@ -34,7 +41,8 @@ const clockSkew = 5 * time.Second
 
 // Rotator writes newly generated values into the named fields of a KV v2 secret as a new
 // version, with check-and-set on the version it read, so a concurrent writer is never
-// overwritten. Earlier versions stay readable for consumers in their overlap.
+// overwritten. The previous version stays readable through the overlap window; after it the
+// old version is kept, deleted or destroyed as the credential's retire option says.
 type Rotator struct {
 	client *vault.Client
 }
@@ -47,96 +55,216 @@ func New(client *vault.Client) *Rotator { return &Rotator{client: client} }
 // Kind returns "kv-v2".
 func (r *Rotator) Kind() string { return Kind }
 
-// Rotate writes a new version of the secret. A checkpoint from an interrupted attempt is
-// resumed: if the new version was already written it is reported, not written again.
-func (r *Rotator) Rotate(ctx context.Context, req rotators.Request) (rotators.Result, error) {
-	ref := req.Credential
+func (r *Rotator) check(ref events.CredentialRef) error {
 	if ref.EffectiveAction() != events.ActionRotate {
-		return rotators.Result{}, rotators.Permanent(fmt.Errorf("kv-v2 supports the rotate action only, not %q", ref.EffectiveAction()))
+		return rotators.Permanent(fmt.Errorf("kv-v2 supports the rotate action only, not %q", ref.EffectiveAction()))
 	}
-	kv := r.client.KVv2(ref.Mount)
-	cp := req.Checkpoint
-
-	switch cp.Step {
-	case StepWritten:
-		return rotators.Result{Before: cp.Before, After: cp.After, Resumed: true}, nil
-	case StepWriting:
-		done, res, err := r.resume(ctx, kv, req)
-		if err != nil || done {
-			return res, err
-		}
-	case "":
+	switch ref.Options[OptionRetire] {
+	case "", "keep", "delete", "destroy":
+		return nil
 	default:
-		return rotators.Result{}, rotators.Permanent(fmt.Errorf("unknown checkpoint step %q", cp.Step))
+		return rotators.Permanent(fmt.Errorf("option %s=%q: want keep, delete or destroy", OptionRetire, ref.Options[OptionRetire]))
 	}
+}
 
+// Plan reads the secret and reports the version a rotation would write.
+func (r *Rotator) Plan(ctx context.Context, req rotators.Request) (rotators.Plan, error) {
+	ref := req.Credential
+	if err := r.check(ref); err != nil {
+		return rotators.Plan{}, err
+	}
+	base, fields, err := r.current(ctx, ref)
+	if err != nil {
+		return rotators.Plan{}, err
+	}
+	retire := ref.Options[OptionRetire]
+	if retire == "" {
+		retire = "keep"
+	}
+	return rotators.Plan{
+		Action:  events.ActionRotate,
+		Current: rotators.Fingerprint("version", strconv.Itoa(base)),
+		Changes: []string{
+			fmt.Sprintf("write version %d of %s/%s with new values for %s (check-and-set on version %d)", base+1, ref.Mount, ref.Path, strings.Join(fields, ", "), base),
+			fmt.Sprintf("after the overlap window: %s version %d", retire, base),
+		},
+	}, nil
+}
+
+// current reads the current version number and the fields a rotation would change.
+func (r *Rotator) current(ctx context.Context, ref events.CredentialRef) (int, []string, error) {
+	kv := r.client.KVv2(ref.Mount)
 	meta, err := kv.GetMetadata(ctx, ref.Path)
 	if err != nil {
-		return rotators.Result{}, classify("read metadata of", ref, err)
+		return 0, nil, classify("read metadata of", ref, err)
 	}
-	base := meta.CurrentVersion
-	current, err := kv.GetVersion(ctx, ref.Path, base)
+	cur, err := kv.GetVersion(ctx, ref.Path, meta.CurrentVersion)
 	if err != nil {
-		return rotators.Result{}, classify("read current version of", ref, err)
+		return 0, nil, classify("read current version of", ref, err)
 	}
-	fields, err := fieldsToRotate(ref.Fields, current.Data)
+	fields, err := fieldsToRotate(ref.Fields, cur.Data)
 	if err != nil {
-		return rotators.Result{}, rotators.Permanent(fmt.Errorf("%s: %w", ref.ID(), err))
+		return 0, nil, rotators.Permanent(fmt.Errorf("%s: %w", ref.ID(), err))
 	}
-	next := make(map[string]any, len(current.Data))
-	for k, v := range current.Data {
+	return meta.CurrentVersion, fields, nil
+}
+
+// Prepare records the version the rotation starts from and the fields it changes.
+func (r *Rotator) Prepare(ctx context.Context, req rotators.Request, st *rotators.State) error {
+	if err := r.check(req.Credential); err != nil {
+		return err
+	}
+	base, fields, err := r.current(ctx, req.Credential)
+	if err != nil {
+		return err
+	}
+	st.SetNote(noteBase, strconv.Itoa(base))
+	st.SetNote(noteFields, strings.Join(fields, ","))
+	st.Before = rotators.Fingerprint("version", strconv.Itoa(base), "fields", strings.Join(fields, ","))
+	return nil
+}
+
+// Apply writes the new version with check-and-set on the base version. If an interrupted
+// attempt already wrote it, the written version is adopted instead of writing again.
+func (r *Rotator) Apply(ctx context.Context, req rotators.Request, st *rotators.State) error {
+	ref := req.Credential
+	if st.Note(noteNew) != "" {
+		return nil
+	}
+	base, err := strconv.Atoi(st.Note(noteBase))
+	if err != nil {
+		return rotators.Permanent(fmt.Errorf("state of %s has no base version", ref.ID()))
+	}
+	kv := r.client.KVv2(ref.Mount)
+	meta, err := kv.GetMetadata(ctx, ref.Path)
+	if err != nil {
+		return classify("read metadata of", ref, err)
+	}
+	if meta.CurrentVersion != base {
+		return r.adopt(ctx, req, st, meta, base)
+	}
+	cur, err := kv.GetVersion(ctx, ref.Path, base)
+	if err != nil {
+		return classify("read current version of", ref, err)
+	}
+	next := make(map[string]any, len(cur.Data))
+	for k, v := range cur.Data {
 		next[k] = v
 	}
-	for _, f := range fields {
-		v, err := req.Generate(f)
+	for _, f := range strings.Split(st.Note(noteFields), ",") {
+		v, err := req.Generate(ctx)
 		if err != nil {
-			return rotators.Result{}, rotators.Permanent(fmt.Errorf("generate value for field %q: %w", f, err))
+			return fmt.Errorf("generate value for field %q: %w", f, err)
 		}
 		next[f] = v
 	}
-
-	before := events.Fingerprint{"version": strconv.Itoa(base), "fields": strings.Join(fields, ",")}
-	if err := req.Record(ctx, rotators.Checkpoint{Step: StepWriting, Before: before, At: time.Now().UTC()}); err != nil {
-		return rotators.Result{}, err
+	st.SetNote(noteWritingAt, req.Now().UTC().Format(time.RFC3339Nano))
+	if err := req.Save(ctx, st); err != nil {
+		return rotators.Retryable(err)
 	}
 	written, err := kv.Put(ctx, ref.Path, next, vault.WithCheckAndSet(base))
 	if err != nil {
-		return rotators.Result{}, writeError(ref, base, err)
+		return writeError(ref, base, err)
 	}
 	failpoint.Hit(failpoint.AfterVaultWrite)
-	after := events.Fingerprint{"version": strconv.Itoa(written.VersionMetadata.Version),
-		"created_time": written.VersionMetadata.CreatedTime.UTC().Format(time.RFC3339Nano)}
-	if err := req.Record(ctx, rotators.Checkpoint{Step: StepWritten, Before: before, After: after, At: time.Now().UTC()}); err != nil {
-		return rotators.Result{}, err
-	}
-	return rotators.Result{Before: before, After: after}, nil
+	st.SetNote(noteNew, strconv.Itoa(written.VersionMetadata.Version))
+	st.After = rotators.Fingerprint("version", strconv.Itoa(written.VersionMetadata.Version),
+		"created_time", written.VersionMetadata.CreatedTime.UTC().Format(time.RFC3339Nano))
+	return nil
 }
 
-// resume settles a rotation interrupted after its intent was recorded. It reports done with
-// the result when the new version exists, or not done when the write never happened.
-func (r *Rotator) resume(ctx context.Context, kv *vault.KVv2, req rotators.Request) (bool, rotators.Result, error) {
-	ref, cp := req.Credential, req.Checkpoint
-	base, err := strconv.Atoi(cp.Before["version"])
-	if err != nil {
-		return false, rotators.Result{}, rotators.Permanent(fmt.Errorf("checkpoint of %s has no base version", ref.ID()))
+// adopt settles an apply whose base version is no longer current: the agent's own lost write
+// is adopted; anyone else's is refused.
+func (r *Rotator) adopt(ctx context.Context, req rotators.Request, st *rotators.State, meta *vault.KVMetadata, base int) error {
+	ref := req.Credential
+	writingAt, err := time.Parse(time.RFC3339Nano, st.Note(noteWritingAt))
+	ours, ok := meta.Versions[strconv.Itoa(base+1)]
+	if err != nil || !ok || ours.CreatedTime.Before(writingAt.Add(-clockSkew)) {
+		return rotators.Permanent(fmt.Errorf(
+			"%s changed outside the agent: version %d is current, the rotation started from %d", ref.ID(), meta.CurrentVersion, base))
 	}
+	st.SetNote(noteNew, strconv.Itoa(base+1))
+	st.After = rotators.Fingerprint("version", strconv.Itoa(base+1), "created_time", ours.CreatedTime.UTC().Format(time.RFC3339Nano))
+	return nil
+}
+
+// errVerify marks a new version that does not hold what the rotation wrote.
+var errVerify = errors.New("verification failed")
+
+// Verify reads the new and the base version back: every rotated field must hold a new,
+// non-empty value and every other field must be unchanged.
+func (r *Rotator) Verify(ctx context.Context, req rotators.Request, st *rotators.State) error {
+	ref := req.Credential
+	kv := r.client.KVv2(ref.Mount)
+	base, _ := strconv.Atoi(st.Note(noteBase))
+	newV, _ := strconv.Atoi(st.Note(noteNew))
+	oldS, err := kv.GetVersion(ctx, ref.Path, base)
+	if err != nil {
+		return classify("read version "+strconv.Itoa(base)+" of", ref, err)
+	}
+	newS, err := kv.GetVersion(ctx, ref.Path, newV)
+	if err != nil {
+		return classify("read version "+strconv.Itoa(newV)+" of", ref, err)
+	}
+	rotated := map[string]bool{}
+	for _, f := range strings.Split(st.Note(noteFields), ",") {
+		rotated[f] = true
+		nv, _ := newS.Data[f].(string)
+		if nv == "" || newS.Data[f] == oldS.Data[f] {
+			return rotators.Retryable(fmt.Errorf("%w: field %q of %s version %d is empty or unchanged", errVerify, f, ref.ID(), newV))
+		}
+	}
+	for k, v := range oldS.Data {
+		if !rotated[k] && fmt.Sprint(newS.Data[k]) != fmt.Sprint(v) {
+			return rotators.Retryable(fmt.Errorf("%w: field %q of %s changed though it was not to be rotated", errVerify, k, ref.ID()))
+		}
+	}
+	return nil
+}
+
+// Promote has nothing to do: the new version is the current one as soon as it is written.
+func (r *Rotator) Promote(context.Context, rotators.Request, *rotators.State) error { return nil }
+
+// Retire deletes or destroys the base version when the credential asks for it, and checks
+// Vault's metadata shows it.
+func (r *Rotator) Retire(ctx context.Context, req rotators.Request, st *rotators.State) error {
+	ref := req.Credential
+	mode := ref.Options[OptionRetire]
+	if st.After == nil {
+		st.After = events.Fingerprint{}
+	}
+	if mode == "" || mode == "keep" {
+		st.After["old_version"] = "kept"
+		return nil
+	}
+	base, _ := strconv.Atoi(st.Note(noteBase))
+	kv := r.client.KVv2(ref.Mount)
 	meta, err := kv.GetMetadata(ctx, ref.Path)
 	if err != nil {
-		return false, rotators.Result{}, classify("read metadata of", ref, err)
+		return classify("read metadata of", ref, err)
 	}
-	if meta.CurrentVersion == base {
-		return false, rotators.Result{}, nil // the write never happened: do it now
+	v, ok := meta.Versions[strconv.Itoa(base)]
+	done := ok && ((mode == "delete" && !v.DeletionTime.IsZero()) || (mode == "destroy" && v.Destroyed))
+	if !done {
+		if mode == "delete" {
+			err = kv.DeleteVersions(ctx, ref.Path, []int{base})
+		} else {
+			err = kv.Destroy(ctx, ref.Path, []int{base})
+		}
+		if err != nil {
+			return classify(mode+" version "+strconv.Itoa(base)+" of", ref, err)
+		}
+		meta, err = kv.GetMetadata(ctx, ref.Path)
+		if err != nil {
+			return classify("read metadata of", ref, err)
+		}
+		v = meta.Versions[strconv.Itoa(base)]
+		if (mode == "delete" && v.DeletionTime.IsZero()) || (mode == "destroy" && !v.Destroyed) {
+			return rotators.Retryable(fmt.Errorf("%w: version %d of %s is not %sd", errVerify, base, ref.ID(), mode))
+		}
 	}
-	ours, ok := meta.Versions[strconv.Itoa(base+1)]
-	if !ok || ours.CreatedTime.Before(cp.At.Add(-clockSkew)) {
-		return false, rotators.Result{}, rotators.Permanent(fmt.Errorf(
-			"%s changed outside the agent: version %d is current, the agent meant to write %d", ref.ID(), meta.CurrentVersion, base+1))
-	}
-	after := events.Fingerprint{"version": strconv.Itoa(base + 1), "created_time": ours.CreatedTime.UTC().Format(time.RFC3339Nano)}
-	if err := req.Record(ctx, rotators.Checkpoint{Step: StepWritten, Before: cp.Before, After: after, At: time.Now().UTC()}); err != nil {
-		return false, rotators.Result{}, err
-	}
-	return true, rotators.Result{Before: cp.Before, After: after, Resumed: true}, nil
+	st.After["old_version"] = map[string]string{"delete": "deleted", "destroy": "destroyed"}[mode]
+	return nil
 }
 
 // fieldsToRotate picks the fields to change: the named ones, which must exist, or the only
@@ -173,8 +301,7 @@ func fieldsToRotate(named []string, data map[string]any) ([]string, error) {
 // writeError classifies a failed write. Vault answering 4xx (but 429) means nothing was
 // written: a check-and-set mismatch is another writer's version, which the agent must neither
 // overwrite nor claim, so it is permanent. Anything else may or may not have been written (a
-// lost response); the next attempt resumes from the StepWriting checkpoint and reads Vault's
-// state back instead of writing blind.
+// lost response); the next attempt reads Vault's state back before writing again.
 func writeError(ref events.CredentialRef, base int, err error) error {
 	var re *vault.ResponseError
 	if errors.As(err, &re) && re.StatusCode >= 400 && re.StatusCode < 500 && re.StatusCode != 429 {

@@ -76,9 +76,10 @@ func (p *agentProcess) wait(t *testing.T, timeout time.Duration) int {
 // agent: the change gets evidence and the secret is rotated exactly once.
 func TestCrashAtEveryStepRotatesExactlyOnce(t *testing.T) {
 	points := []string{
-		failpoint.AfterJournal + "writing",
-		failpoint.AfterVaultWrite,
-		failpoint.AfterJournal + "written",
+		failpoint.AfterJournal + "apply", // intent to write recorded, nothing written
+		failpoint.AfterVaultWrite,        // Vault accepted the write, the result is not recorded
+		failpoint.AfterStep + "apply",    // the write is recorded, not verified
+		failpoint.AfterStep + "promote",  // promoted, no evidence published
 	}
 	v := harness.StartVault(t)
 	token := v.AgentToken(t)
@@ -107,8 +108,8 @@ func TestCrashAtEveryStepRotatesExactlyOnce(t *testing.T) {
 			if c.Outcome != "rotated" || versionOf(t, c.Before) != 1 || versionOf(t, c.After) != 2 {
 				t.Errorf("evidence after restart = %+v, want rotated 1 -> 2", c)
 			}
-			if point != failpoint.AfterJournal+"writing" && !c.Resumed {
-				t.Errorf("evidence does not say the rotation was resumed")
+			if !c.Resumed || !c.Verified {
+				t.Errorf("evidence does not say the rotation was resumed and verified: %+v", c)
 			}
 			current := v.KV(t, path, 0)
 			if current.VersionMetadata.Version != 2 {
