@@ -18,7 +18,6 @@ import (
 
 	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/rotators"
-	"github.com/rotation-agent/rotation-agent/rotators/kvv2"
 )
 
 // Version is the agent's version, set at build time with -ldflags "-X ...agent.Version=v1.2.3".
@@ -87,7 +86,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	registry, err := rotators.NewRegistry(kvv2.New(vs.client))
+	registry, err := newRegistry(vs.client)
 	if err != nil {
 		return err
 	}

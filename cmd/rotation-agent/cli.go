@@ -22,6 +22,8 @@ const usage = `usage: rotation-agent <command>
 commands:
   run            run the agent (configuration from ROTATION_AGENT_* and VAULT_* variables)
   config check   validate the configuration and print it with secrets masked
+  plan --event FILE [--output table|json]
+                 show what each credential of a change event would get, reading Vault only
   version        print the version
   help           print this help
 
@@ -65,6 +67,8 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintln(stdout, "configuration is valid")
 		return exitOK
+	case "plan":
+		return runPlan(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "rotation-agent %s (%s, %s/%s)\n", agent.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK

@@ -1,0 +1,16 @@
+package agent
+
+import (
+	vault "github.com/hashicorp/vault/api"
+
+	"github.com/rotation-agent/rotation-agent/rotators"
+	"github.com/rotation-agent/rotation-agent/rotators/kvv2"
+)
+
+// newRegistry registers every rotator the agent ships, each using client. It is the one
+// place a new credential kind is added.
+func newRegistry(client *vault.Client) (*rotators.Registry, error) {
+	return rotators.NewRegistry(
+		kvv2.New(client),
+	)
+}

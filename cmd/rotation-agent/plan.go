@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/rotation-agent/rotation-agent/agent"
+)
+
+// runPlan implements `rotation-agent plan`: a dry run that reads Vault and writes nothing.
+func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	eventFile := fs.String("event", "", "change event file (JSON), or - for standard input")
+	output := fs.String("output", "table", "table or json")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if *eventFile == "" || (*output != "table" && *output != "json") {
+		fmt.Fprintln(stderr, "rotation-agent: plan needs --event FILE and --output table|json")
+		return exitUsage
+	}
+	payload, err := agent.ReadEventFile(*eventFile)
+	if err != nil {
+		return fail(stderr, exitUsage, err)
+	}
+	cfg, err := agent.Load()
+	if err != nil {
+		return fail(stderr, exitUsage, err)
+	}
+	plans, err := agent.PlanEvent(ctx, cfg, payload)
+	if err != nil {
+		return fail(stderr, exitFailed, err)
+	}
+	if *output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(plans); err != nil {
+			return fail(stderr, exitFailed, err)
+		}
+	} else {
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CREDENTIAL\tACTION\tCURRENT\tWOULD DO")
+		for _, p := range plans {
+			current := make([]string, 0, len(p.Current))
+			for k, v := range p.Current {
+				current = append(current, k+"="+v)
+			}
+			would := strings.Join(p.Changes, "; ")
+			if p.Error != "" {
+				would = "cannot: " + p.Error
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Credential, p.Action, strings.Join(current, ","), would)
+		}
+		if err := tw.Flush(); err != nil {
+			return fail(stderr, exitFailed, err)
+		}
+	}
+	for _, p := range plans {
+		if p.Error != "" {
+			return exitFailed
+		}
+	}
+	return exitOK
+}

@@ -1,0 +1,61 @@
+package integration
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/test/harness"
+)
+
+// `rotation-agent plan` says what a change would do to each credential and writes nothing.
+func TestPlanIsADryRun(t *testing.T) {
+	v := harness.StartVault(t)
+	n := harness.StartNATS(t)
+	token := v.AgentToken(t)
+	v.PutKV(t, "plan/db", map[string]any{"username": "u", "password": "canary-plan-password-1"})
+	v.PutKV(t, "plan/db", map[string]any{"username": "u", "password": "canary-plan-password-2"})
+	event := harness.ChangeEvent(t, "CHG-PLAN-1",
+		kvRef("plan/db", "password"),
+		kvRef("plan/missing"),
+		events.CredentialRef{Kind: "no-such-kind", Mount: "m", Path: "p"},
+	)
+	file := filepath.Join(t.TempDir(), "event.json")
+	if err := os.WriteFile(file, event, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	table := startProcess(t, processEnv(v, token, n), "plan", "--event", file)
+	if code := table.wait(t, 30*time.Second); code != 1 {
+		t.Fatalf("plan exit %d, want 1 (two credentials cannot be rotated); output:\n%s", code, table.stderr.String())
+	}
+	out := table.stderr.String()
+	for _, want := range []string{"kv-v2:secret/plan/db", "write version 3", "check-and-set on version 2", "cannot:", "unknown credential kind"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan table lacks %q:\n%s", want, out)
+		}
+	}
+
+	js := startProcess(t, processEnv(v, token, n), "plan", "--event", file, "--output", "json")
+	js.wait(t, 30*time.Second)
+	var plans []struct {
+		Credential string            `json:"credential"`
+		Current    map[string]string `json:"current"`
+		Changes    []string          `json:"changes"`
+		Error      string            `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(js.stderr.String()), &plans); err != nil {
+		t.Fatalf("plan --output json is not JSON: %v\n%s", err, js.stderr.String())
+	}
+	if len(plans) != 3 || plans[0].Current["version"] != "2" || plans[0].Error != "" || plans[1].Error == "" || plans[2].Error == "" {
+		t.Errorf("plans = %+v", plans)
+	}
+	if got := v.KV(t, "plan/db", 0).VersionMetadata.Version; got != 2 {
+		t.Errorf("plan wrote to Vault: version %d", got)
+	}
+	assertNoLeak(t, map[string]string{"password": "canary-plan-password-2", "token": token}, map[string][]string{"plan output": {out, js.stderr.String()}})
+}
