@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/rotation-agent/rotation-agent/events"
@@ -19,6 +21,9 @@ const (
 	// needs_reconcile for an operator.
 	MaxRounds = 2
 )
+
+// KeepPrefix starts the State.Data notes that survive a fresh round.
+const KeepPrefix = "keep_"
 
 // ErrNeedsReconcile marks a rotation that gave up after repeated failures; an operator must
 // reconcile the credential.
@@ -43,14 +48,20 @@ type Outcome struct {
 // wrapping ErrNeedsReconcile.
 func Drive(ctx context.Context, rot Rotator, req Request, st *State, overlap time.Duration) (Outcome, error) {
 	out := Outcome{Resumed: st.Done != "" || st.Started != ""}
+	if st.Done != "" && !slices.Contains(Steps, st.Done) {
+		return out, Permanent(fmt.Errorf("unknown step %q in the rotation state", st.Done))
+	}
 	for _, step := range remaining(st.Done) {
 		if step == StepRetire {
 			if st.RetireAt.IsZero() {
 				st.RetireAt = req.Now().Add(overlap).UTC()
 			}
 			if req.Now().Before(st.RetireAt) {
+				if err := req.Save(ctx, st); err != nil {
+					return Outcome{Resumed: out.Resumed}, Retryable(err)
+				}
 				out.Completed, out.RetirePending = true, true
-				return out, req.Save(ctx, st)
+				return out, nil
 			}
 		}
 		st.Started = step
@@ -63,6 +74,10 @@ func Drive(ctx context.Context, rot Rotator, req Request, st *State, overlap tim
 		st.Done, st.Started, st.Failures = step, "", 0
 		if step == StepVerify {
 			st.Verified = true
+		}
+		if step == StepPromote {
+			// The overlap window starts when consumers get the new credential.
+			st.RetireAt = req.Now().Add(overlap).UTC()
 		}
 		if step == StepRetire {
 			st.RetiredAt = req.Now().UTC()
@@ -90,10 +105,20 @@ func fail(ctx context.Context, req Request, st *State, step Step, err error) err
 		if st.Rounds+1 >= MaxRounds {
 			return Permanent(fmt.Errorf("%w after %d attempts with fresh values: %w", ErrNeedsReconcile, MaxRounds, err))
 		}
-		// Start over with a fresh value rather than retrying one that keeps failing. Steps
-		// before promote changed nothing consumers use, so a fresh round is safe.
+		// Start over with a fresh value rather than retrying one that keeps failing. Notes
+		// whose key starts with KeepPrefix survive (a rotator's record of the original old
+		// credential, which retire must still remove), and so does Before.
 		st.Rounds++
-		st.Done, st.Started, st.Failures, st.Data, st.After = "", "", 0, nil, nil
+		st.Done, st.Started, st.Failures, st.After = "", "", 0, nil
+		st.Verified, st.RetireAt = false, time.Time{}
+		for k := range st.Data {
+			if !strings.HasPrefix(k, KeepPrefix) {
+				delete(st.Data, k)
+			}
+		}
+		if len(st.Data) == 0 {
+			st.Data = nil
+		}
 	}
 	if saveErr := req.Save(ctx, st); saveErr != nil {
 		return Retryable(errors.Join(err, saveErr))

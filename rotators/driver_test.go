@@ -577,3 +577,54 @@ func TestDrivePlanNotCalled(t *testing.T) {
 		}
 	}
 }
+
+func TestDriveOverlapZeroRetiresAtOnce(t *testing.T) {
+	h := newHarness()
+	st := &State{Done: StepVerify, Verified: true}
+	out, err := h.drive(st, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := calls(h.log), []string{"promote", "retire"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("steps called = %q, want %q", got, want)
+	}
+	if !out.Retired || out.RetirePending || !st.RetireAt.Equal(t0) || !st.RetiredAt.Equal(t0) {
+		t.Errorf("outcome %+v, RetireAt %v, RetiredAt %v; want retired at once at %v", out, st.RetireAt, st.RetiredAt, t0)
+	}
+}
+
+func TestDrivePendingSaveFailureIsRetryable(t *testing.T) {
+	h := newHarness()
+	saveErr := errors.New("journal unavailable")
+	h.journal.fail = func(*State) error { return saveErr }
+	st := &State{Done: StepPromote, Verified: true}
+	_, err := h.drive(st, time.Hour)
+	if !errors.Is(err, saveErr) || !IsRetryable(err) {
+		t.Fatalf("Drive error = %v, want the retryable save error", err)
+	}
+}
+
+func TestDriveUnknownDoneStep(t *testing.T) {
+	h := newHarness()
+	st := &State{Done: "written"}
+	out, err := h.drive(st, 0)
+	if err == nil || IsRetryable(err) || out.Completed || out.Retired {
+		t.Fatalf("Drive = %+v, %v; want a permanent error for an unknown step", out, err)
+	}
+}
+
+// Notes that start with KeepPrefix (the original old credential) survive a fresh round; the
+// others, and the verification of the abandoned value, do not.
+func TestDriveFreshRoundKeepsOriginalNotes(t *testing.T) {
+	h := newHarness()
+	h.rot.fail[StepPromote] = &stepFailure{times: MaxStepFailures, err: Retryable(errBoom)}
+	st := &State{Data: map[string]string{KeepPrefix + "original": "1", "base": "2"}}
+	for i := 0; i < MaxStepFailures; i++ {
+		if _, err := h.drive(st, 0); err == nil {
+			t.Fatal("Drive succeeded while promote fails")
+		}
+	}
+	if st.Rounds != 1 || st.Note(KeepPrefix+"original") != "1" || st.Note("base") != "" || st.Verified {
+		t.Errorf("state after a fresh round = %+v", st)
+	}
+}

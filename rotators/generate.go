@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"regexp"
 	"strconv"
 
 	vault "github.com/hashicorp/vault/api"
@@ -22,6 +23,9 @@ const (
 	OptionCharset = "charset"
 )
 
+// policyName is what a Vault password policy may be called here; nothing that changes the path.
+var policyName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+
 // Generator makes new secret values: through a Vault password policy when the credential
 // names one, otherwise from a length and a character set.
 type Generator struct {
@@ -36,6 +40,9 @@ type Generator struct {
 func (g Generator) For(ref events.CredentialRef) func(ctx context.Context) (string, error) {
 	return func(ctx context.Context) (string, error) {
 		if name := ref.Options[OptionPasswordPolicy]; name != "" {
+			if !policyName.MatchString(name) {
+				return "", Permanent(fmt.Errorf("option %s=%q is not a policy name", OptionPasswordPolicy, name))
+			}
 			s, err := g.Client.Logical().ReadWithContext(ctx, "sys/policies/password/"+name+"/generate")
 			if err != nil {
 				if IsRetryable(err) {

@@ -33,6 +33,9 @@ const (
 	noteFields    = "fields"
 	noteWritingAt = "writing_at"
 	noteNew       = "new_version"
+	// noteOriginal is the version the first round started from; it survives fresh rounds so
+	// retire removes every version the rotation superseded.
+	noteOriginal = rotators.KeepPrefix + "original_version"
 )
 
 // clockSkew is how much earlier than the recorded intent a new version may have been created
@@ -120,7 +123,10 @@ func (r *Rotator) Prepare(ctx context.Context, req rotators.Request, st *rotator
 	}
 	st.SetNote(noteBase, strconv.Itoa(base))
 	st.SetNote(noteFields, strings.Join(fields, ","))
-	st.Before = rotators.Fingerprint("version", strconv.Itoa(base), "fields", strings.Join(fields, ","))
+	if st.Note(noteOriginal) == "" {
+		st.SetNote(noteOriginal, strconv.Itoa(base))
+		st.Before = rotators.Fingerprint("version", strconv.Itoa(base), "fields", strings.Join(fields, ","))
+	}
 	return nil
 }
 
@@ -179,7 +185,7 @@ func (r *Rotator) adopt(ctx context.Context, req rotators.Request, st *rotators.
 	ref := req.Credential
 	writingAt, err := time.Parse(time.RFC3339Nano, st.Note(noteWritingAt))
 	ours, ok := meta.Versions[strconv.Itoa(base+1)]
-	if err != nil || !ok || ours.CreatedTime.Before(writingAt.Add(-clockSkew)) {
+	if err != nil || !ok || meta.CurrentVersion != base+1 || ours.CreatedTime.Before(writingAt.Add(-clockSkew)) {
 		return rotators.Permanent(fmt.Errorf(
 			"%s changed outside the agent: version %d is current, the rotation started from %d", ref.ID(), meta.CurrentVersion, base))
 	}
@@ -225,10 +231,14 @@ func (r *Rotator) Verify(ctx context.Context, req rotators.Request, st *rotators
 // Promote has nothing to do: the new version is the current one as soon as it is written.
 func (r *Rotator) Promote(context.Context, rotators.Request, *rotators.State) error { return nil }
 
-// Retire deletes or destroys the base version when the credential asks for it, and checks
-// Vault's metadata shows it.
+// Retire deletes or destroys the versions the rotation superseded (the original version, and
+// any version of an abandoned round) when the credential asks for it, and checks Vault's
+// metadata shows it. A version already pruned by max_versions counts as gone.
 func (r *Rotator) Retire(ctx context.Context, req rotators.Request, st *rotators.State) error {
 	ref := req.Credential
+	if err := r.check(ref); err != nil {
+		return err
+	}
 	mode := ref.Options[OptionRetire]
 	if st.After == nil {
 		st.After = events.Fingerprint{}
@@ -237,34 +247,63 @@ func (r *Rotator) Retire(ctx context.Context, req rotators.Request, st *rotators
 		st.After["old_version"] = "kept"
 		return nil
 	}
-	base, _ := strconv.Atoi(st.Note(noteBase))
+	past := map[string]string{"delete": "deleted", "destroy": "destroyed"}[mode]
+	first, err1 := strconv.Atoi(st.Note(noteOriginal))
+	if err1 != nil { // a state written before fresh rounds kept the original version
+		first, err1 = strconv.Atoi(st.Note(noteBase))
+	}
+	current, err2 := strconv.Atoi(st.Note(noteNew))
+	if err2 != nil {
+		current, err2 = first+1, err1
+	}
+	if err1 != nil || err2 != nil || first >= current {
+		return rotators.Permanent(fmt.Errorf("state of %s does not say which versions to %s", ref.ID(), mode))
+	}
 	kv := r.client.KVv2(ref.Mount)
-	meta, err := kv.GetMetadata(ctx, ref.Path)
+	pending := func() ([]int, error) {
+		meta, err := kv.GetMetadata(ctx, ref.Path)
+		if err != nil {
+			return nil, classify("read metadata of", ref, err)
+		}
+		var left []int
+		for v := first; v < current; v++ {
+			m, ok := meta.Versions[strconv.Itoa(v)]
+			if ok && ((mode == "delete" && m.DeletionTime.IsZero()) || (mode == "destroy" && !m.Destroyed)) {
+				left = append(left, v)
+			}
+		}
+		return left, nil
+	}
+	left, err := pending()
 	if err != nil {
-		return classify("read metadata of", ref, err)
+		return err
 	}
-	v, ok := meta.Versions[strconv.Itoa(base)]
-	done := ok && ((mode == "delete" && !v.DeletionTime.IsZero()) || (mode == "destroy" && v.Destroyed))
-	if !done {
+	if len(left) > 0 {
 		if mode == "delete" {
-			err = kv.DeleteVersions(ctx, ref.Path, []int{base})
+			err = kv.DeleteVersions(ctx, ref.Path, left)
 		} else {
-			err = kv.Destroy(ctx, ref.Path, []int{base})
+			err = kv.Destroy(ctx, ref.Path, left)
 		}
 		if err != nil {
-			return classify(mode+" version "+strconv.Itoa(base)+" of", ref, err)
+			return classify(mode+" version "+joinInts(left)+" of", ref, err)
 		}
-		meta, err = kv.GetMetadata(ctx, ref.Path)
-		if err != nil {
-			return classify("read metadata of", ref, err)
+		if left, err = pending(); err != nil {
+			return err
 		}
-		v = meta.Versions[strconv.Itoa(base)]
-		if (mode == "delete" && v.DeletionTime.IsZero()) || (mode == "destroy" && !v.Destroyed) {
-			return rotators.Retryable(fmt.Errorf("%w: version %d of %s is not %sd", errVerify, base, ref.ID(), mode))
+		if len(left) > 0 {
+			return rotators.Retryable(fmt.Errorf("%w: version %s of %s is not %s", errVerify, joinInts(left), ref.ID(), past))
 		}
 	}
-	st.After["old_version"] = map[string]string{"delete": "deleted", "destroy": "destroyed"}[mode]
+	st.After["old_version"] = past
 	return nil
+}
+
+func joinInts(vs []int) string {
+	parts := make([]string, len(vs))
+	for i, v := range vs {
+		parts[i] = strconv.Itoa(v)
+	}
+	return strings.Join(parts, ",")
 }
 
 // fieldsToRotate picks the fields to change: the named ones, which must exist, or the only
