@@ -295,7 +295,7 @@ func TestDriveSaveFailureStopsBeforeStep(t *testing.T) {
 			for _, s := range Steps[:i] {
 				want = append(want, string(s))
 			}
-			if got := calls(h.log); !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) {
+			if got := calls(h.log); !reflect.DeepEqual(got, want) && (len(got) != 0 || len(want) != 0) {
 				t.Errorf("steps called = %q, want %q (not %s)", got, want, step)
 			}
 			if st.Failures != 0 || st.Rounds != 0 {
