@@ -5,6 +5,8 @@ import (
 
 	"github.com/rotation-agent/rotation-agent/rotators"
 	"github.com/rotation-agent/rotation-agent/rotators/kvv2"
+	"github.com/rotation-agent/rotation-agent/rotators/pki"
+	"github.com/rotation-agent/rotation-agent/rotators/transit"
 )
 
 // newRegistry registers every rotator the agent ships, each using client. It is the one
@@ -12,5 +14,7 @@ import (
 func newRegistry(client *vault.Client) (*rotators.Registry, error) {
 	return rotators.NewRegistry(
 		kvv2.New(client),
+		pki.New(client),
+		transit.New(client),
 	)
 }

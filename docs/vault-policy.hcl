@@ -25,3 +25,54 @@ path "auth/token/lookup-self" {
 path "auth/token/renew-self" {
   capabilities = ["update"]
 }
+
+# pki kind: replace certificates (narrow pki/ and the roles to your inventory).
+path "pki/cert/*" {
+  capabilities = ["read"]
+}
+path "pki/roles/*" {
+  capabilities = ["read"]
+}
+path "pki/issue/*" {
+  capabilities = ["create", "update"]
+}
+path "pki/issuer/+/json" {
+  capabilities = ["read"]
+}
+path "pki/issuer/+/crl" {
+  capabilities = ["read"]
+}
+path "pki/revoke" {
+  capabilities       = ["create", "update"]
+  allowed_parameters = { "serial_number" = [] }
+}
+path "pki/crl/rotate" {
+  capabilities = ["read"]
+}
+
+# transit kind: rotate keys, prove the new version works, optionally retire old versions.
+path "transit/keys/+" {
+  capabilities = ["read"]
+}
+path "transit/keys/+/rotate" {
+  capabilities = ["update"]
+}
+path "transit/keys/+/config" {
+  capabilities       = ["update"]
+  allowed_parameters = { "min_decryption_version" = [] }
+}
+path "transit/encrypt/+" {
+  capabilities = ["update"]
+}
+path "transit/decrypt/+" {
+  capabilities = ["update"]
+}
+path "transit/sign/+" {
+  capabilities = ["update"]
+}
+path "transit/verify/+" {
+  capabilities = ["update"]
+}
+path "transit/hmac/+" {
+  capabilities = ["update"]
+}
