@@ -4,6 +4,7 @@ import (
 	vault "github.com/hashicorp/vault/api"
 
 	"github.com/rotation-agent/rotation-agent/rotators"
+	"github.com/rotation-agent/rotation-agent/rotators/database"
 	"github.com/rotation-agent/rotation-agent/rotators/kvv2"
 	"github.com/rotation-agent/rotation-agent/rotators/pki"
 	"github.com/rotation-agent/rotation-agent/rotators/transit"
@@ -14,6 +15,8 @@ import (
 func newRegistry(client *vault.Client) (*rotators.Registry, error) {
 	return rotators.NewRegistry(
 		kvv2.New(client),
+		database.NewStaticRole(client),
+		database.NewRoot(client),
 		pki.New(client),
 		transit.New(client),
 	)

@@ -76,3 +76,35 @@ path "transit/verify/+" {
 path "transit/hmac/+" {
   capabilities = ["update"]
 }
+
+# Database secrets engine: kinds database-static-role and database-root. Narrow "database/" and
+# the names to your mounts, roles and connections. static-creds is read only to log in with the
+# password (kept in memory, never stored).
+path "database/config/*" {
+  capabilities = ["read"]
+}
+path "database/static-roles/*" {
+  capabilities = ["read"]
+}
+path "database/static-creds/*" {
+  capabilities = ["read"]
+}
+path "database/rotate-role/*" {
+  capabilities = ["update"]
+}
+path "database/rotate-root/*" {
+  capabilities = ["update"]
+}
+path "database/reset/*" {
+  capabilities = ["update"]
+}
+# database-root verify_role: name verification roles rotation-agent-verify*.
+path "database/roles/rotation-agent-verify*" {
+  capabilities = ["read"]
+}
+path "database/creds/rotation-agent-verify*" {
+  capabilities = ["read"]
+}
+path "sys/leases/revoke/database/creds/rotation-agent-verify*" {
+  capabilities = ["update"]
+}

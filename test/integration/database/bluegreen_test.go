@@ -1,0 +1,137 @@
+package database
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rotation-agent/rotation-agent/rotators"
+	dbrot "github.com/rotation-agent/rotation-agent/rotators/database"
+)
+
+// A blue/green pair rotates the role consumers do not use, proves it, then switches the
+// marker to it: the active role's password keeps working through the overlap, and is rotated
+// only after it. A second change alternates back, keeping the other role when asked to.
+func TestBlueGreenFlip(t *testing.T) {
+	e := setup(t)
+	e.staticRole(t, "app-blue", "app_blue")
+	e.staticRole(t, "app-green", "app_green")
+	marker := e.v.PutKV(t, "db/app-active", map[string]any{"active": "app-blue", "owner": "payments"})
+	bluePw0, blueLVR0 := e.creds(t, "app-blue")
+	greenPw0, greenLVR0 := e.creds(t, "app-green")
+
+	ctx := context.Background()
+	j, clk := &journal{}, newClock()
+	rot := dbrot.NewStaticRole(e.client)
+	opts := map[string]string{dbrot.OptionPair: "app-green", dbrot.OptionActiveMarker: "secret/db/app-active"}
+	req := request("CHG-DB-BG-1", staticRef("app-blue", opts), j, clk)
+
+	plan, err := rot.Plan(ctx, req)
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	if plan.Current["active_role"] != "app-blue" || plan.Current["role"] != "app-green" ||
+		!strings.Contains(strings.Join(plan.Changes, "\n"), `from "app-blue" to "app-green"`) {
+		t.Errorf("plan = %+v", plan)
+	}
+
+	var st rotators.State
+	out, err := rotators.Drive(ctx, rot, req, &st, time.Hour)
+	if err != nil || !out.RetirePending {
+		t.Fatalf("drive: %+v %v", out, err)
+	}
+	m := e.v.KV(t, "db/app-active", 0)
+	if m.Data["active"] != "app-green" || m.Data["owner"] != "payments" || m.VersionMetadata.Version != marker+1 {
+		t.Errorf("marker = %v version %d, want active app-green, other fields kept, version %d", m.Data, m.VersionMetadata.Version, marker+1)
+	}
+	greenPw1, greenLVR1 := e.creds(t, "app-green")
+	if !greenLVR1.After(greenLVR0) || greenPw1 == greenPw0 {
+		t.Error("the inactive role was not rotated")
+	}
+	e.mustLogin(t, "green's new password", "app_green", greenPw1)
+	e.mustBeRefused(t, "green's old password", "app_green", greenPw0)
+	// The active role was not touched: consumers still on blue keep working during the overlap.
+	if bluePw, blueLVR := e.creds(t, "app-blue"); bluePw != bluePw0 || !blueLVR.Equal(blueLVR0) {
+		t.Error("the active role's password was changed before the overlap ended")
+	}
+	e.mustLogin(t, "blue's password during the overlap", "app_blue", bluePw0)
+	if st.Before["active_role"] != "app-blue" || st.After["active_role"] != "app-green" || st.Before["role"] != "app-green" {
+		t.Errorf("fingerprints before %v after %v must name the active role before and after", st.Before, st.After)
+	}
+	if rotateRoleCalls(e, "app-blue") != 0 || rotateRoleCalls(e, "app-green") != 1 {
+		t.Errorf("rotate-role calls blue %d green %d, want 0 and 1", rotateRoleCalls(e, "app-blue"), rotateRoleCalls(e, "app-green"))
+	}
+
+	t.Logf("before %v after %v", st.Before, st.After)
+	// After the overlap, the previously active role is rotated so the password consumers held
+	// stops working; the marker still names green.
+	clk.advance(2 * time.Hour)
+	out, err = rotators.Drive(ctx, rot, req, &st, time.Hour)
+	if err != nil || !out.Retired {
+		t.Fatalf("retire: %+v %v", out, err)
+	}
+	bluePw1, blueLVR1 := e.creds(t, "app-blue")
+	if !blueLVR1.After(blueLVR0) {
+		t.Error("retire did not rotate the previously active role")
+	}
+	e.mustBeRefused(t, "blue's old password after retire", "app_blue", bluePw0)
+	e.mustLogin(t, "blue's new password", "app_blue", bluePw1)
+	if got := e.v.KV(t, "db/app-active", 0).Data["active"]; got != "app-green" {
+		t.Errorf("marker after retire = %v", got)
+	}
+	if st.After["previous_active"] != "rotated" || st.After["previous_active_role"] != "app-blue" || st.After["previous_active_old_login_checked"] != "true" {
+		t.Errorf("after retire = %v", st.After)
+	}
+
+	// A second change alternates: blue is now inactive, so blue is rotated and becomes active;
+	// with retire=keep green keeps its password.
+	opts2 := map[string]string{dbrot.OptionPair: "app-green", dbrot.OptionActiveMarker: "secret/db/app-active", dbrot.OptionRetire: "keep"}
+	req2 := request("CHG-DB-BG-2", staticRef("app-blue", opts2), j, clk)
+	var st2 rotators.State
+	out, err = rotators.Drive(ctx, rot, req2, &st2, 0)
+	if err != nil || !out.Retired {
+		t.Fatalf("second change: %+v %v", out, err)
+	}
+	if got := e.v.KV(t, "db/app-active", 0).Data["active"]; got != "app-blue" {
+		t.Errorf("marker after the second change = %v, want app-blue", got)
+	}
+	bluePw2, _ := e.creds(t, "app-blue")
+	e.mustLogin(t, "blue's password after the second change", "app_blue", bluePw2)
+	e.mustBeRefused(t, "blue's previous password", "app_blue", bluePw1)
+	if pw, lvr := e.creds(t, "app-green"); pw != greenPw1 || !lvr.Equal(greenLVR1) {
+		t.Error("retire=keep rotated green")
+	}
+	e.mustLogin(t, "green kept", "app_green", greenPw1)
+	if st2.After["previous_active"] != "kept" || st2.Before["active_role"] != "app-green" || st2.After["active_role"] != "app-blue" {
+		t.Errorf("second change fingerprints before %v after %v", st2.Before, st2.After)
+	}
+	assertNoLeak(t, map[string]string{"blue 0": bluePw0, "blue 1": bluePw1, "blue 2": bluePw2, "green 0": greenPw0, "green 1": greenPw1},
+		map[string][]string{"journal": j.texts(), "state": stateTexts(&st, &st2), "plan": plan.Changes})
+}
+
+// A marker switched by someone else between prepare and promote is not overwritten.
+func TestBlueGreenMarkerChangedOutsideIsNotOverwritten(t *testing.T) {
+	e := setup(t)
+	e.staticRole(t, "app-blue", "app_blue")
+	e.staticRole(t, "app-green", "app_green")
+	e.v.PutKV(t, "db/app-active", map[string]any{"active": "app-blue"})
+	ctx := context.Background()
+	j, clk := &journal{}, newClock()
+	opts := map[string]string{dbrot.OptionPair: "app-blue", dbrot.OptionActiveMarker: "secret/db/app-active"}
+	req := request("CHG-DB-BG-3", staticRef("app-green", opts), j, clk)
+	rot := &sabotaged{Rotator: dbrot.NewStaticRole(e.client), after: func(*rotators.State) {
+		e.v.PutKV(t, "db/app-active", map[string]any{"active": "app-canary"})
+	}}
+	var st rotators.State
+	_, err := rotators.Drive(ctx, rot, req, &st, time.Hour)
+	if err == nil || rotators.IsRetryable(err) || !strings.Contains(err.Error(), "changed outside the agent") {
+		t.Fatalf("drive = %v, want a permanent error about the marker", err)
+	}
+	if got := e.v.KV(t, "db/app-active", 0).Data["active"]; got != "app-canary" {
+		t.Errorf("marker = %v, want the outside value kept", got)
+	}
+	if st.Done != rotators.StepVerify {
+		t.Errorf("done = %q, want verify (promote refused)", st.Done)
+	}
+}

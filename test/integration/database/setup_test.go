@@ -1,0 +1,295 @@
+// Package database drives the database rotators against a real in-process Vault whose
+// database secrets engine manages a real PostgreSQL server, and asserts on what a user would
+// check: which passwords the database accepts, Vault's last_vault_rotation, the marker secret.
+package database
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	vaultapi "github.com/hashicorp/vault/api"
+
+	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/rotators"
+	"github.com/rotation-agent/rotation-agent/test/harness"
+	"github.com/rotation-agent/rotation-agent/test/harness/postgres"
+)
+
+// agentPolicy is the least-privilege policy the database kinds need, as documented for
+// docs/vault-policy.hcl; the rotators run under a token bound to it.
+const agentPolicy = `
+path "database/config/*"        { capabilities = ["read"] }
+path "database/static-roles/*"  { capabilities = ["read"] }
+path "database/static-creds/*"  { capabilities = ["read"] }
+path "database/rotate-role/*"   { capabilities = ["update"] }
+path "database/rotate-root/*"   { capabilities = ["update"] }
+path "database/reset/*"         { capabilities = ["update"] }
+path "database/roles/rotation-agent-verify*" { capabilities = ["read"] }
+path "database/creds/rotation-agent-verify*" { capabilities = ["read"] }
+path "sys/leases/revoke/database/creds/rotation-agent-verify*" { capabilities = ["update"] }
+path "secret/data/db/*"         { capabilities = ["read", "create", "update"] }
+`
+
+// verifyRole is the dynamic role the root rotation logs in with.
+const verifyRole = "rotation-agent-verify"
+
+// env is a Vault with the database engine mounted at database/, configured for a PostgreSQL
+// server, and a client for the agent that counts the requests it sends.
+type env struct {
+	v      *harness.Vault
+	pg     *postgres.Server
+	client *vaultapi.Client
+	calls  *callCounter
+}
+
+func setup(t *testing.T) *env {
+	t.Helper()
+	e := &env{v: harness.StartVault(t), pg: postgres.Start(t), calls: &callCounter{n: map[string]int{}}}
+	if err := e.v.Root.Sys().Mount("database", &vaultapi.MountInput{Type: "database"}); err != nil {
+		t.Fatalf("mount database: %v", err)
+	}
+	e.configure(t, "pg", e.pg.Superuser, e.pg.Password)
+	if err := e.v.Root.Sys().PutPolicy("rotation-agent-db", agentPolicy); err != nil {
+		t.Fatalf("put policy: %v", err)
+	}
+	tok, err := e.v.Root.Auth().Token().Create(&vaultapi.TokenCreateRequest{Policies: []string{"rotation-agent-db"}, TTL: "1h", NoDefaultPolicy: true})
+	if err != nil {
+		t.Fatalf("create token: %v", err)
+	}
+	cfg := vaultapi.DefaultConfig()
+	cfg.Address = e.v.Addr
+	if err := cfg.ConfigureTLS(&vaultapi.TLSConfig{CACert: e.v.CACertFile}); err != nil {
+		t.Fatalf("tls: %v", err)
+	}
+	cfg.MaxRetries = 0 // the agent owns retries
+	cfg.HttpClient.Transport = &countingTransport{next: cfg.HttpClient.Transport, c: e.calls}
+	if e.client, err = vaultapi.NewClient(cfg); err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	e.client.SetToken(tok.Auth.ClientToken)
+	return e
+}
+
+// configure writes database/config/<name> for the PostgreSQL server with a root user.
+func (e *env) configure(t *testing.T, name, user, password string) {
+	t.Helper()
+	if _, err := e.v.Root.Logical().Write("database/config/"+name, map[string]any{
+		"plugin_name":       "postgresql-database-plugin",
+		"connection_url":    e.pg.VaultConnectionURL(),
+		"username":          user,
+		"password":          password,
+		"allowed_roles":     "*",
+		"verify_connection": true,
+	}); err != nil {
+		t.Fatalf("configure database/config/%s: %v", name, err)
+	}
+}
+
+// staticRole creates a PostgreSQL login role and a Vault static role managing it (Vault rotates
+// it once on creation); rotation_period is long enough never to fire during a test.
+func (e *env) staticRole(t *testing.T, name, user string) {
+	t.Helper()
+	e.pg.CreateLoginRole(t, user, "initial-"+user, false)
+	if _, err := e.v.Root.Logical().Write("database/static-roles/"+name, map[string]any{
+		"db_name": "pg", "username": user, "rotation_period": "720h",
+	}); err != nil {
+		t.Fatalf("create static role %s: %v", name, err)
+	}
+}
+
+// creds reads a static role's password and last_vault_rotation as a consumer would.
+func (e *env) creds(t *testing.T, role string) (string, time.Time) {
+	t.Helper()
+	s, err := e.v.Root.Logical().Read("database/static-creds/" + role)
+	if err != nil || s == nil {
+		t.Fatalf("read static-creds/%s: %v", role, err)
+	}
+	pw, _ := s.Data["password"].(string)
+	lvr, err := time.Parse(time.RFC3339Nano, s.Data["last_vault_rotation"].(string))
+	if err != nil || pw == "" {
+		t.Fatalf("static-creds/%s: password %t, last_vault_rotation: %v", role, pw != "", err)
+	}
+	return pw, lvr
+}
+
+// mustLogin fails the test unless user logs in to the database with password.
+func (e *env) mustLogin(t *testing.T, what, user, password string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := e.pg.CanLogin(ctx, user, password); err != nil {
+		t.Errorf("%s: login as %s failed: %v", what, user, err)
+	}
+}
+
+// mustBeRefused fails the test unless the database refuses user with password.
+func (e *env) mustBeRefused(t *testing.T, what, user, password string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := e.pg.CanLogin(ctx, user, password); !postgres.IsAuthFailure(err) {
+		t.Errorf("%s: login as %s = %v, want the database to refuse the password", what, user, err)
+	}
+}
+
+// callCounter counts the agent's requests Vault answered, by method and path.
+type callCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *callCounter) count(method, path string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[method+" "+path]
+}
+
+type countingTransport struct {
+	next http.RoundTripper
+	c    *callCounter
+}
+
+// RoundTrip counts the requests Vault answered.
+func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(r)
+	if err == nil {
+		t.c.mu.Lock()
+		t.c.n[r.Method+" "+strings.TrimPrefix(r.URL.Path, "/v1/")]++
+		t.c.mu.Unlock()
+	}
+	return resp, err
+}
+
+// journal is an in-memory Save that keeps a copy of every state saved, and can be made to
+// fail (or to run a hook) for chosen states.
+type journal struct {
+	mu     sync.Mutex
+	saves  []rotators.State
+	failIf func(st *rotators.State) bool
+	onSave func(st *rotators.State)
+}
+
+func (j *journal) save(_ context.Context, st *rotators.State) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.failIf != nil && j.failIf(st) {
+		return errors.New("journal unavailable (injected)")
+	}
+	j.saves = append(j.saves, copyState(st))
+	if j.onSave != nil {
+		j.onSave(st)
+	}
+	return nil
+}
+
+// last is a copy of the last state saved: what a restarted agent resumes from.
+func (j *journal) last(t *testing.T) rotators.State {
+	t.Helper()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if len(j.saves) == 0 {
+		t.Fatal("nothing was saved")
+	}
+	return copyState(&j.saves[len(j.saves)-1])
+}
+
+// texts is every saved state as JSON, for the leak scan.
+func (j *journal) texts() []string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var out []string
+	for i := range j.saves {
+		b, _ := json.Marshal(j.saves[i])
+		out = append(out, string(b))
+	}
+	return out
+}
+
+func copyState(st *rotators.State) rotators.State {
+	b, err := json.Marshal(st)
+	if err != nil {
+		panic(err)
+	}
+	var out rotators.State
+	if err := json.Unmarshal(b, &out); err != nil {
+		panic(err)
+	}
+	return out
+}
+
+// clock is a controllable clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// request builds a request whose Generate is never needed: Vault generates database passwords.
+func request(changeID string, ref events.CredentialRef, j *journal, c *clock) rotators.Request {
+	return rotators.Request{
+		ChangeID:   changeID,
+		Credential: ref,
+		Save:       j.save,
+		Generate: func(context.Context) (string, error) {
+			return "", errors.New("database rotations must not generate passwords themselves")
+		},
+		Now: c.now,
+	}
+}
+
+func newClock() *clock { return &clock{t: time.Now().UTC()} }
+
+// assertNoLeak fails the test if any secret value appears in any text.
+func assertNoLeak(t *testing.T, secrets map[string]string, texts map[string][]string) {
+	t.Helper()
+	for sname, secret := range secrets {
+		if len(secret) < 8 {
+			t.Fatalf("secret %s is too short to scan for", sname)
+		}
+		for where, list := range texts {
+			for _, s := range list {
+				if strings.Contains(s, secret) {
+					t.Errorf("the %s leaked into the %s: %q", sname, where, s)
+				}
+			}
+		}
+	}
+}
+
+// stateTexts renders states and fingerprints for the leak scan.
+func stateTexts(sts ...*rotators.State) []string {
+	var out []string
+	for _, st := range sts {
+		b, _ := json.Marshal(st)
+		out = append(out, string(b))
+	}
+	return out
+}
+
+// errTexts renders errors for the leak scan.
+func errTexts(errs ...error) []string {
+	var out []string
+	for _, err := range errs {
+		if err != nil {
+			out = append(out, err.Error(), strings.TrimSpace(strings.ReplaceAll(err.Error(), "\n", " ")))
+		}
+	}
+	return out
+}
