@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
@@ -26,6 +25,8 @@ import (
 
 	"github.com/rotation-agent/rotation-agent/agent"
 	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/test/fixtures"
+	"github.com/rotation-agent/rotation-agent/test/harness/postgres"
 )
 
 func main() {
@@ -41,19 +42,6 @@ func main() {
 	}
 }
 
-// secret is one seeded KV v2 secret and the field the sample changes rotate.
-type secret struct {
-	path  string
-	data  map[string]any
-	field string
-}
-
-var secrets = []secret{
-	{"payments/db", map[string]any{"username": "payments_app", "password": "initial-payments-password"}, "password"},
-	{"billing/stripe", map[string]any{"api_key": "initial-billing-api-key"}, ""},
-	{"inventory/cache", map[string]any{"host": "cache.internal", "password": "initial-inventory-password"}, "password"},
-}
-
 func run(ctx context.Context, vaultBin, policyFile string) error {
 	work, err := os.MkdirTemp("", "rotation-agent-demo-")
 	if err != nil {
@@ -67,11 +55,26 @@ func run(ctx context.Context, vaultBin, policyFile string) error {
 		return err
 	}
 	defer stopVault()
-	agentToken, err := seedVault(ctx, v, policyFile)
+	step("starting PostgreSQL for the database secrets engine")
+	pg, err := postgres.Launch()
 	if err != nil {
 		return err
 	}
-	step("seeded %d KV v2 secrets; the agent gets a token limited to them", len(secrets))
+	defer func() { _ = pg.Stop() }()
+	all := append(fixtures.Vault(), fixtures.Database(pg)...)
+	all = append(all, fixtures.Identity()...)
+	refs := make([]events.CredentialRef, len(all))
+	for i, f := range all {
+		if refs[i], err = f.Seed(ctx, v); err != nil {
+			return fmt.Errorf("seed %s: %w", f.Name, err)
+		}
+		fmt.Printf("    seeded %s\n", f.Name)
+	}
+	agentToken, err := agentToken(ctx, v, policyFile)
+	if err != nil {
+		return err
+	}
+	step("the agent gets a token bound to %s only", policyFile)
 
 	natsPort, err := freePort(ctx)
 	if err != nil {
@@ -99,6 +102,7 @@ func run(ctx context.Context, vaultBin, policyFile string) error {
 		agentDone <- agent.Run(agentCtx, cfg, agent.Options{LogOutput: logFile, Ready: func(url string) { ready <- url }})
 	}()
 	var natsURL string
+	var evidence events.Evidence
 	select {
 	case natsURL = <-ready:
 	case err := <-agentDone:
@@ -129,11 +133,10 @@ func run(ctx context.Context, vaultBin, policyFile string) error {
 		note    string
 		payload []byte
 	}{
-		{"normal change CHG-DEMO-1001 touching payments/db", changeEvent("CHG-DEMO-1001", events.ChangeNormal, kv("payments/db", "password"))},
-		{"emergency change CHG-DEMO-1002 touching billing/stripe and inventory/cache", changeEvent("CHG-DEMO-1002", events.ChangeEmergency, kv("billing/stripe"), kv("inventory/cache", "password"))},
-		{"standard change CHG-DEMO-1003 that touches no credential", changeEvent("CHG-DEMO-1003", events.ChangeStandard)},
+		{fmt.Sprintf("normal change CHG-DEMO-1001 naming %d credentials, one of each kind", len(refs)), changeEvent("CHG-DEMO-1001", events.ChangeNormal, refs...)},
+		{"standard change CHG-DEMO-1002 that touches no credential", changeEvent("CHG-DEMO-1002", events.ChangeStandard)},
 		{"a malformed message", []byte(`{"specversion":"1.0","id":`)},
-		{"CHG-DEMO-1001 again, re-sent by the bridge", changeEvent("CHG-DEMO-1001", events.ChangeNormal, kv("payments/db", "password"))},
+		{"CHG-DEMO-1001 again, re-sent by the bridge", changeEvent("CHG-DEMO-1001", events.ChangeNormal, refs...)},
 	}
 	for i, c := range changes {
 		step("publishing %s", c.note)
@@ -145,30 +148,38 @@ func run(ctx context.Context, vaultBin, policyFile string) error {
 			if err := printRecord(m); err != nil {
 				return err
 			}
+			if i == 0 {
+				var env events.Envelope[events.Evidence]
+				if err := json.Unmarshal(m.Data, &env); err != nil {
+					return err
+				}
+				evidence = env.Data
+			}
 		case <-ctx.Done():
 			return fmt.Errorf("no evidence for %s: %w (agent log: %s)", c.note, ctx.Err(), logPath)
 		}
 	}
 
-	step("checking Vault's own state")
-	for _, s := range secrets {
-		if err := checkRotated(ctx, v, s); err != nil {
-			return err
+	step("checking every credential against Vault and its real target")
+	if evidence.Status != events.StatusReconciled || len(evidence.Credentials) != len(all) {
+		return fmt.Errorf("CHG-DEMO-1001: status %s with %d credentials, want reconciled with %d", evidence.Status, len(evidence.Credentials), len(all))
+	}
+	for i, f := range all {
+		summary, err := f.Check(ctx, v, refs[i], evidence.Credentials[i])
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.Name, err)
 		}
+		fmt.Printf("    %-22s %s\n", evidence.Credentials[i].Kind, summary)
 	}
 	stopAgent()
 	if err := <-agentDone; err != nil {
 		return fmt.Errorf("agent stopped with error: %w", err)
 	}
-	step("done: every change has evidence, every secret was rotated once, no secret value was printed")
+	step("done: every change has evidence, every credential was rotated or revoked once and verified")
 	return nil
 }
 
 func step(format string, a ...any) { fmt.Printf("\n==> "+format+"\n", a...) }
-
-func kv(path string, fields ...string) events.CredentialRef {
-	return events.CredentialRef{Kind: "kv-v2", Mount: "secret", Path: path, Fields: fields}
-}
 
 func changeEvent(id string, typ events.ChangeType, creds ...events.CredentialRef) []byte {
 	now := time.Now().UTC()
@@ -191,37 +202,6 @@ func printRecord(m *nats.Msg) error {
 	}
 	out, _ := json.MarshalIndent(pretty, "    ", "  ")
 	fmt.Printf("    <- %s\n    %s\n", m.Subject, out)
-	for _, s := range secrets {
-		for _, val := range s.data {
-			if str, ok := val.(string); ok && strings.HasPrefix(str, "initial-") && strings.Contains(string(m.Data), str) {
-				return fmt.Errorf("a secret value appeared on the bus")
-			}
-		}
-	}
-	return nil
-}
-
-func checkRotated(ctx context.Context, v *vaultapi.Client, s secret) error {
-	kvc := v.KVv2("secret")
-	cur, err := kvc.Get(ctx, s.path)
-	if err != nil {
-		return err
-	}
-	old, err := kvc.GetVersion(ctx, s.path, 1)
-	if err != nil {
-		return err
-	}
-	field := s.field
-	if field == "" {
-		for k := range s.data {
-			field = k
-		}
-	}
-	changed := cur.Data[field] != old.Data[field]
-	if cur.VersionMetadata.Version != 2 || !changed {
-		return fmt.Errorf("secret/%s: version %d, %s changed %v; want version 2 with a new value", s.path, cur.VersionMetadata.Version, field, changed)
-	}
-	fmt.Printf("    secret/%-16s version 1 -> %d, %s changed: yes, version 1 still readable: yes\n", s.path, cur.VersionMetadata.Version, field)
 	return nil
 }
 
@@ -279,12 +259,8 @@ func startVault(ctx context.Context, bin, work string) (*vaultapi.Client, func()
 	}
 }
 
-func seedVault(ctx context.Context, v *vaultapi.Client, policyFile string) (string, error) {
-	for _, s := range secrets {
-		if _, err := v.KVv2("secret").Put(ctx, s.path, s.data); err != nil {
-			return "", fmt.Errorf("seed secret/%s: %w", s.path, err)
-		}
-	}
+// agentToken creates the agent's policy from policyFile and a token bound to it alone.
+func agentToken(ctx context.Context, v *vaultapi.Client, policyFile string) (string, error) {
 	policy, err := os.ReadFile(policyFile)
 	if err != nil {
 		return "", fmt.Errorf("agent policy: %w", err)
