@@ -160,13 +160,17 @@ func (p *pipeline) credential(ctx context.Context, ev *events.ChangeEvent, ref e
 // drive runs the rotator's remaining steps for a journal entry and records the result in it.
 // It returns an error only for a retryable failure that is not on the last delivery.
 func (p *pipeline) drive(ctx context.Context, entry *journalEntry, rev *uint64, log logrus.FieldLogger, final bool) (events.CredentialEvidence, error) {
+	rot, lookupErr := p.registry.Lookup(entry.Ref.Kind)
+	if lookupErr == nil {
+		entry.Ref = rotators.WithDefaultAction(rot, entry.Ref)
+	}
 	ref := entry.Ref
 	ce := events.CredentialEvidence{
 		Credential: ref.ID(), Kind: ref.Kind, Mount: ref.Mount, Path: ref.Path, Fields: ref.Fields,
 		Action: ref.EffectiveAction(), StartedAt: time.Now().UTC(),
 	}
 	var out rotators.Outcome
-	rot, err := p.registry.Lookup(ref.Kind)
+	err := lookupErr
 	if err == nil {
 		var overlap time.Duration
 		overlap, err = p.overlap(ref)
@@ -256,6 +260,9 @@ func (p *pipeline) request(entry *journalEntry, rev *uint64) rotators.Request {
 // overlap is how long the old credential stays valid after the new one is promoted: the
 // credential's "overlap" option, or the agent's default.
 func (p *pipeline) overlap(ref events.CredentialRef) (time.Duration, error) {
+	if ref.EffectiveAction() == events.ActionRevoke {
+		return 0, nil // a revocation has no old credential to keep alive
+	}
 	v, ok := ref.Options["overlap"]
 	if !ok {
 		return p.defaultOverlap, nil

@@ -53,6 +53,8 @@ func PlanEvent(ctx context.Context, cfg Config, payload []byte) ([]CredentialPla
 		cp := CredentialPlan{Credential: ref.ID(), Kind: ref.Kind, Action: ref.EffectiveAction()}
 		rot, err := registry.Lookup(ref.Kind)
 		if err == nil {
+			ref = rotators.WithDefaultAction(rot, ref)
+			cp.Action = ref.EffectiveAction()
 			var plan rotators.Plan
 			plan, err = rot.Plan(ctx, rotators.Request{ChangeID: ev.Data.ID, Credential: ref, Now: time.Now})
 			cp.Current, cp.Changes = plan.Current, plan.Changes

@@ -4,9 +4,12 @@ import (
 	vault "github.com/hashicorp/vault/api"
 
 	"github.com/rotation-agent/rotation-agent/rotators"
+	"github.com/rotation-agent/rotation-agent/rotators/approle"
 	"github.com/rotation-agent/rotation-agent/rotators/database"
 	"github.com/rotation-agent/rotation-agent/rotators/kvv2"
+	"github.com/rotation-agent/rotation-agent/rotators/leases"
 	"github.com/rotation-agent/rotation-agent/rotators/pki"
+	"github.com/rotation-agent/rotation-agent/rotators/token"
 	"github.com/rotation-agent/rotation-agent/rotators/transit"
 )
 
@@ -19,5 +22,8 @@ func newRegistry(client *vault.Client) (*rotators.Registry, error) {
 		database.NewRoot(client),
 		pki.New(client),
 		transit.New(client),
+		approle.New(client),
+		token.New(client),
+		leases.New(client),
 	)
 }

@@ -108,3 +108,51 @@ path "database/creds/rotation-agent-verify*" {
 path "sys/leases/revoke/database/creds/rotation-agent-verify*" {
   capabilities = ["update"]
 }
+
+# approle-secret-id (AppRole mount "approle"; repeat for each AppRole mount).
+path "auth/approle/role/+/role-id" {
+  capabilities = ["read"]
+}
+path "auth/approle/role/+/secret-id" {
+  capabilities = ["update", "list"]
+}
+path "auth/approle/role/+/secret-id-accessor/lookup" {
+  capabilities = ["update"]
+}
+path "auth/approle/role/+/secret-id-accessor/destroy" {
+  capabilities = ["update"]
+}
+
+# token (revoke; rotate with a token role). revoke-accessor also revokes the token of an
+# AppRole verification login when that token may not revoke itself.
+path "auth/token/lookup-accessor" {
+  capabilities = ["update"]
+}
+path "auth/token/revoke-accessor" {
+  capabilities = ["update"]
+}
+path "auth/token/roles/+" {
+  capabilities = ["read"]
+}
+path "auth/token/create/+" {
+  capabilities = ["update"]
+}
+# Optional: lets a rotation resumed after a crash find and revoke a replacement token it
+# created but never recorded. Without it, the evidence says one may be left to expire.
+path "auth/token/accessors" {
+  capabilities = ["list", "sudo"]
+}
+
+# lease-prefix
+path "sys/leases/lookup/*" {
+  capabilities = ["list", "sudo"]
+}
+path "sys/leases/lookup" {
+  capabilities = ["update"]
+}
+path "sys/leases/revoke-prefix/*" {
+  capabilities = ["update", "sudo"]
+}
+path "sys/leases/revoke-force/*" {
+  capabilities = ["update", "sudo"]
+}

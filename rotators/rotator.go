@@ -49,6 +49,21 @@ type Rotator interface {
 	Retire(ctx context.Context, req Request, st *State) error
 }
 
+// ActionDefaulter is implemented by rotators whose kind is revoked, not rotated, when a
+// credential reference names no action (tokens, leases).
+type ActionDefaulter interface {
+	DefaultAction() events.Action
+}
+
+// WithDefaultAction returns ref with its action filled in: the rotator's default when it has
+// one and ref names none.
+func WithDefaultAction(rot Rotator, ref events.CredentialRef) events.CredentialRef {
+	if d, ok := rot.(ActionDefaulter); ok && ref.Action == "" {
+		ref.Action = d.DefaultAction()
+	}
+	return ref
+}
+
 // Request asks a Rotator to act on one credential for one change.
 type Request struct {
 	// ChangeID is the change this work belongs to.

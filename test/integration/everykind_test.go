@@ -48,6 +48,13 @@ func TestOneChangeEveryKind(t *testing.T) {
 			t.Errorf("%s: evidence %+v, want verified, old credential retired, fingerprints", f.Name, c)
 			continue
 		}
+		wantAction, wantOutcome := events.ActionRotate, events.OutcomeRotated
+		if c.Kind == "token" || c.Kind == "lease-prefix" {
+			wantAction, wantOutcome = events.ActionRevoke, events.OutcomeRevoked
+		}
+		if c.Action != wantAction || c.Outcome != wantOutcome {
+			t.Errorf("%s: action %s outcome %s, want %s %s", f.Name, c.Action, c.Outcome, wantAction, wantOutcome)
+		}
 		summary, err := f.Check(ctx, v.Root, refs[i], c)
 		if err != nil {
 			t.Errorf("%s: %v", f.Name, err)
@@ -55,7 +62,7 @@ func TestOneChangeEveryKind(t *testing.T) {
 		}
 		t.Logf("%s: %s", c.Kind, summary)
 	}
-	if len(kinds) < 6 {
+	if len(kinds) != 8 {
 		t.Errorf("the change covered only %d kinds: %v", len(kinds), kinds)
 	}
 	ra.Stop(t)

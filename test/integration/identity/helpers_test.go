@@ -1,0 +1,317 @@
+// Package identity tests the approle-secret-id, token and lease-prefix rotators against a real
+// in-process Vault core, driving them through rotators.Drive with an in-memory journal and a
+// controllable clock, and asserting on Vault's own state: logins that work or fail, accessors,
+// tokens and leases.
+package identity
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	vaultapi "github.com/hashicorp/vault/api"
+
+	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/rotators"
+	"github.com/rotation-agent/rotation-agent/test/harness"
+)
+
+// agentPolicy is the least-privilege policy these rotators need (plus the KV v2 delivery
+// paths); the happy paths run under it so the documented stanzas are proven.
+const agentPolicy = `
+path "secret/data/*" { capabilities = ["read", "create", "update"] }
+path "secret/metadata/*" { capabilities = ["read"] }
+path "auth/token/lookup-self" { capabilities = ["read"] }
+
+path "auth/approle/role/+/role-id" { capabilities = ["read"] }
+path "auth/approle/role/+/secret-id" { capabilities = ["update", "list"] }
+path "auth/approle/role/+/secret-id-accessor/lookup" { capabilities = ["update"] }
+path "auth/approle/role/+/secret-id-accessor/destroy" { capabilities = ["update"] }
+
+path "auth/token/lookup-accessor" { capabilities = ["update"] }
+path "auth/token/revoke-accessor" { capabilities = ["update"] }
+path "auth/token/roles/+" { capabilities = ["read"] }
+path "auth/token/create/+" { capabilities = ["update"] }
+path "auth/token/accessors" { capabilities = ["list", "sudo"] }
+
+path "sys/leases/lookup/*" { capabilities = ["list", "sudo"] }
+path "sys/leases/lookup" { capabilities = ["update"] }
+path "sys/leases/revoke-prefix/*" { capabilities = ["update", "sudo"] }
+path "sys/leases/revoke-force/*" { capabilities = ["update", "sudo"] }
+`
+
+// agentClient returns a client for the rotators, with client retries off as the agent has
+// them, holding a token bound to policy only.
+func agentClient(t *testing.T, v *harness.Vault, policy string) *vaultapi.Client {
+	t.Helper()
+	if err := v.Root.Sys().PutPolicy("identity-agent", policy); err != nil {
+		t.Fatalf("put policy: %v", err)
+	}
+	s, err := v.Root.Auth().Token().Create(&vaultapi.TokenCreateRequest{Policies: []string{"identity-agent"}, TTL: "2h", NoDefaultPolicy: true})
+	if err != nil {
+		t.Fatalf("create agent token: %v", err)
+	}
+	return clientWith(t, v, s.Auth.ClientToken)
+}
+
+// clientWith returns a client sending token (none when empty).
+func clientWith(t *testing.T, v *harness.Vault, token string) *vaultapi.Client {
+	t.Helper()
+	c, err := v.Root.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetMaxRetries(0)
+	c.ClearToken()
+	if token != "" {
+		c.SetToken(token)
+	}
+	return c
+}
+
+// run drives one rotator for one credential, with an in-memory journal that can be told to
+// fail, and a clock the test moves.
+type run struct {
+	t        *testing.T
+	rot      rotators.Rotator
+	req      rotators.Request
+	st       rotators.State
+	now      time.Time
+	saved    []rotators.State
+	texts    []string
+	failSave func(st *rotators.State) bool
+}
+
+func newRun(t *testing.T, rot rotators.Rotator, changeID string, ref events.CredentialRef) *run {
+	r := &run{t: t, rot: rot, now: time.Now().UTC()}
+	r.req = rotators.Request{
+		ChangeID:   changeID,
+		Credential: ref,
+		Now:        func() time.Time { return r.now },
+		Save:       r.save,
+		Generate: func(context.Context) (string, error) {
+			return "", errors.New("these rotators let Vault generate their credentials")
+		},
+	}
+	return r
+}
+
+func (r *run) save(_ context.Context, st *rotators.State) error {
+	if r.failSave != nil && r.failSave(st) {
+		return errors.New("journal unavailable (test)")
+	}
+	st.At = r.now
+	raw, err := json.Marshal(st)
+	if err != nil {
+		r.t.Fatalf("marshal state: %v", err)
+	}
+	var cp rotators.State
+	if err := json.Unmarshal(raw, &cp); err != nil {
+		r.t.Fatal(err)
+	}
+	r.saved = append(r.saved, cp)
+	r.texts = append(r.texts, string(raw))
+	return nil
+}
+
+// drive runs rotators.Drive once and records its error text for the leak scan.
+func (r *run) drive(overlap time.Duration) (rotators.Outcome, error) {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := rotators.Drive(ctx, r.rot, r.req, &r.st, overlap)
+	if err != nil {
+		r.texts = append(r.texts, err.Error())
+	}
+	return out, err
+}
+
+// mustDrive drives and fails the test on an error.
+func (r *run) mustDrive(overlap time.Duration) rotators.Outcome {
+	r.t.Helper()
+	out, err := r.drive(overlap)
+	if err != nil {
+		r.t.Fatalf("drive: %v", err)
+	}
+	return out
+}
+
+// plan runs Plan and records it for the leak scan.
+func (r *run) plan() (rotators.Plan, error) {
+	p, err := r.rot.Plan(context.Background(), r.req)
+	raw, _ := json.Marshal(p)
+	r.texts = append(r.texts, string(raw))
+	if err != nil {
+		r.texts = append(r.texts, err.Error())
+	}
+	return p, err
+}
+
+// resumeFromJournal replaces the in-memory state by the last one the journal stored, as a
+// restarted agent would read it.
+func (r *run) resumeFromJournal() {
+	r.t.Helper()
+	if len(r.saved) == 0 {
+		r.t.Fatal("nothing was saved")
+	}
+	raw, _ := json.Marshal(r.saved[len(r.saved)-1])
+	r.st = rotators.State{}
+	if err := json.Unmarshal(raw, &r.st); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// assertNoLeak fails when any secret value appears in anything the rotator returned.
+func (r *run) assertNoLeak(secrets map[string]string) {
+	r.t.Helper()
+	final, _ := json.Marshal(r.st)
+	all := append(append([]string{}, r.texts...), string(final))
+	for name, secret := range secrets {
+		if secret == "" {
+			r.t.Fatalf("secret %q is empty: the leak scan would prove nothing", name)
+		}
+		for _, text := range all {
+			if strings.Contains(text, secret) {
+				r.t.Errorf("%s leaked into state, plan or error: %s", name, text)
+			}
+		}
+	}
+}
+
+// sabotage wraps a rotator to interfere with it at a step, as an operator or an attacker
+// acting behind the agent's back would.
+type sabotage struct {
+	rotators.Rotator
+	beforeVerify func(call int)
+	// applyAs, when set, makes Apply act on another credential than the one requested.
+	applyAs     *events.CredentialRef
+	verifyCalls int
+}
+
+func (s *sabotage) Apply(ctx context.Context, req rotators.Request, st *rotators.State) error {
+	if s.applyAs != nil {
+		req.Credential = *s.applyAs
+	}
+	return s.Rotator.Apply(ctx, req, st)
+}
+
+func (s *sabotage) Verify(ctx context.Context, req rotators.Request, st *rotators.State) error {
+	s.verifyCalls++
+	if s.beforeVerify != nil {
+		s.beforeVerify(s.verifyCalls)
+	}
+	return s.Rotator.Verify(ctx, req, st)
+}
+
+// write writes to Vault as root and fails the test on error.
+func write(t *testing.T, c *vaultapi.Client, path string, data map[string]any) *vaultapi.Secret {
+	t.Helper()
+	s, err := c.Logical().Write(path, data)
+	if err != nil {
+		t.Fatalf("write %s: %v", path, err)
+	}
+	return s
+}
+
+// list lists a path as root; a path with nothing under it is empty.
+func list(t *testing.T, c *vaultapi.Client, path string) []string {
+	t.Helper()
+	s, err := c.Logical().List(path)
+	if err != nil {
+		t.Fatalf("list %s: %v", path, err)
+	}
+	if s == nil {
+		return nil
+	}
+	var out []string
+	keys, _ := s.Data["keys"].([]any)
+	for _, k := range keys {
+		out = append(out, k.(string))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// leaseIDs lists every lease id under prefix, walking sub-folders.
+func leaseIDs(t *testing.T, v *harness.Vault, prefix string) []string {
+	t.Helper()
+	var out []string
+	dirs := []string{prefix + "/"}
+	for len(dirs) > 0 {
+		dir := dirs[0]
+		dirs = dirs[1:]
+		for _, k := range list(t, v.Root, "sys/leases/lookup/"+dir) {
+			if strings.HasSuffix(k, "/") {
+				dirs = append(dirs, dir+k)
+			} else {
+				out = append(out, dir+k)
+			}
+		}
+	}
+	return out
+}
+
+// tokenWorks reports whether a request authenticated with token succeeds (lookup-self), and
+// fails the test when Vault answers anything but success or permission denied.
+func tokenWorks(t *testing.T, v *harness.Vault, token string) bool {
+	t.Helper()
+	_, err := clientWith(t, v, token).Auth().Token().LookupSelf()
+	if err == nil {
+		return true
+	}
+	var re *vaultapi.ResponseError
+	if errors.As(err, &re) && re.StatusCode == 403 {
+		return false
+	}
+	t.Fatalf("lookup-self: unexpected error %v", err)
+	return false
+}
+
+// accessorExists reports whether a token accessor is still known to Vault.
+func accessorExists(t *testing.T, v *harness.Vault, accessor string) bool {
+	t.Helper()
+	_, err := v.Root.Logical().Write("auth/token/lookup-accessor", map[string]any{"accessor": accessor})
+	if err == nil {
+		return true
+	}
+	var re *vaultapi.ResponseError
+	if errors.As(err, &re) && re.StatusCode == 400 {
+		return false
+	}
+	t.Fatalf("lookup-accessor: unexpected error %v", err)
+	return false
+}
+
+func wantRetryable(t *testing.T, err error, contains ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("got no error, want a retryable one")
+	}
+	if !rotators.IsRetryable(err) {
+		t.Fatalf("error is not retryable: %v", err)
+	}
+	for _, s := range contains {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not say %q", err, s)
+		}
+	}
+}
+
+func wantPermanent(t *testing.T, err error, contains ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("got no error, want a permanent one")
+	}
+	if rotators.IsRetryable(err) {
+		t.Fatalf("error is retryable, want permanent: %v", err)
+	}
+	for _, s := range contains {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not say %q", err, s)
+		}
+	}
+}
