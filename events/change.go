@@ -44,10 +44,13 @@ const (
 
 // Change is the change record carried in the data of a change-completed event.
 type Change struct {
-	ID                   string                 `json:"change_id"`
-	Type                 ChangeType             `json:"change_type"`
-	State                string                 `json:"state"`
-	Summary              string                 `json:"summary,omitempty"`
+	ID      string     `json:"change_id"`
+	Type    ChangeType `json:"change_type"`
+	State   string     `json:"state"`
+	Summary string     `json:"summary,omitempty"`
+	// Category refines the change for the action policy: decommission revokes the credentials
+	// of what it touched; exposure rotates them and revokes the old ones at once.
+	Category             string                 `json:"category,omitempty"`
 	ImplementedAt        *time.Time             `json:"implemented_at,omitempty"`
 	CompletedAt          time.Time              `json:"completed_at"`
 	Requester            Person                 `json:"requester"`
@@ -69,6 +72,8 @@ type Targets struct {
 	Services           []string `json:"services,omitempty"`
 	Hosts              []string `json:"hosts,omitempty"`
 	ConfigurationItems []string `json:"configuration_items,omitempty"`
+	Environments       []string `json:"environments,omitempty"`
+	Owners             []string `json:"owners,omitempty"`
 	Identities         []string `json:"identities,omitempty"`
 }
 

@@ -1,0 +1,92 @@
+// Package discovery finds the credentials a change touches: bindings declared in an inventory
+// file and bindings discovered in Vault, matched against the change's targets through an
+// index, each match saying why it matched.
+package discovery
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/rotation-agent/rotation-agent/events"
+)
+
+// Selector keys: the kinds of target a change can name and a binding can select on.
+const (
+	KeyService     = "services"
+	KeyHost        = "hosts"
+	KeyCI          = "configuration_items"
+	KeyEnvironment = "environments"
+	KeyOwner       = "owners"
+	KeyIdentity    = "identities"
+)
+
+// SelectorKeys lists every selector key in a stable order.
+var SelectorKeys = []string{KeyService, KeyHost, KeyCI, KeyEnvironment, KeyOwner, KeyIdentity}
+
+// Selectors maps a selector key to the values it accepts. A binding matches a change when,
+// for every key it sets, the change names at least one of the accepted values (AND across
+// keys, OR within a key). Matching ignores case.
+type Selectors map[string][]string
+
+// Binding ties a credential to the targets whose changes must reconcile it.
+type Binding struct {
+	// Name identifies the binding in evidence and plans.
+	Name string
+	// Selectors choose the changes the binding applies to.
+	Selectors Selectors
+	// Credential is the credential to act on; its Action is the default action.
+	Credential events.CredentialRef
+	// Owner is the team answerable for the credential.
+	Owner string
+	// Actions overrides the action per change category (for example decommission: revoke).
+	Actions map[string]events.Action
+	// Source says where the binding came from: "inventory:<file>:<line>" or "discovery:<what>".
+	Source string
+}
+
+// Change categories with a built-in action policy.
+const (
+	// CategoryDecommission retires a system: its credentials are revoked.
+	CategoryDecommission = "decommission"
+	// CategoryExposure reports a leaked credential: it is rotated and the old one revoked at once.
+	CategoryExposure = "exposure"
+)
+
+// Match is one credential a change touches, and why.
+type Match struct {
+	Credential events.CredentialRef
+	// Reason explains the match: "named in the event", or the binding and the selector values.
+	Reason string
+	// Source is where the credential came from (event, inventory, discovery).
+	Source string
+}
+
+// targetsOf returns the change's targets by selector key, lower-cased.
+func targetsOf(t events.Targets) map[string][]string {
+	out := map[string][]string{}
+	add := func(key string, vals []string) {
+		for _, v := range vals {
+			out[key] = append(out[key], strings.ToLower(v))
+		}
+	}
+	add(KeyService, t.Services)
+	add(KeyHost, t.Hosts)
+	add(KeyCI, t.ConfigurationItems)
+	add(KeyEnvironment, t.Environments)
+	add(KeyOwner, t.Owners)
+	add(KeyIdentity, t.Identities)
+	return out
+}
+
+// describe renders selectors as "services=payments hosts=db1" in key order.
+func (s Selectors) describe() string {
+	var parts []string
+	for _, k := range SelectorKeys {
+		if vals := s[k]; len(vals) > 0 {
+			v := append([]string(nil), vals...)
+			sort.Strings(v)
+			parts = append(parts, k+"="+strings.Join(v, ","))
+		}
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,157 @@
+package discovery
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/rotation-agent/rotation-agent/events"
+)
+
+// Index finds the bindings a change touches without scanning them all: for every selector key
+// and value it keeps the bindings that accept it, so a change naming a handful of targets
+// looks at a handful of posting lists.
+type Index struct {
+	bindings []Binding
+	// postings[key][value] lists the bindings whose selector key accepts value.
+	postings map[string]map[string][]int32
+	// need is, per binding, the bit set of selector keys it sets.
+	need []uint8
+}
+
+// NewIndex indexes bindings; their order decides which binding names a credential first.
+func NewIndex(bindings []Binding) *Index {
+	ix := &Index{bindings: bindings, postings: map[string]map[string][]int32{}, need: make([]uint8, len(bindings))}
+	for i, b := range bindings {
+		for bit, key := range SelectorKeys {
+			vals := b.Selectors[key]
+			if len(vals) == 0 {
+				continue
+			}
+			ix.need[i] |= 1 << bit
+			m := ix.postings[key]
+			if m == nil {
+				m = map[string][]int32{}
+				ix.postings[key] = m
+			}
+			for _, v := range vals {
+				m[v] = append(m[v], int32(i))
+			}
+		}
+	}
+	return ix
+}
+
+// Len is the number of bindings indexed.
+func (ix *Index) Len() int { return len(ix.bindings) }
+
+// Match returns the bindings whose every selector key accepts a target of the change, in
+// binding order.
+func (ix *Index) Match(t events.Targets) []Binding {
+	have := map[int32]uint8{}
+	for bit, key := range SelectorKeys {
+		var vals []string
+		switch key {
+		case KeyService:
+			vals = t.Services
+		case KeyHost:
+			vals = t.Hosts
+		case KeyCI:
+			vals = t.ConfigurationItems
+		case KeyEnvironment:
+			vals = t.Environments
+		case KeyOwner:
+			vals = t.Owners
+		case KeyIdentity:
+			vals = t.Identities
+		}
+		m := ix.postings[key]
+		if m == nil {
+			continue
+		}
+		for _, v := range vals {
+			for _, i := range m[strings.ToLower(v)] {
+				have[i] |= 1 << bit
+			}
+		}
+	}
+	var hits []int32
+	for i, got := range have {
+		if got == ix.need[i] {
+			hits = append(hits, i)
+		}
+	}
+	sort.Slice(hits, func(a, b int) bool { return hits[a] < hits[b] })
+	out := make([]Binding, len(hits))
+	for n, i := range hits {
+		out[n] = ix.bindings[i]
+	}
+	return out
+}
+
+// Resolve lists every credential a change touches: those the event names (always), then
+// those of matching bindings, each once, with the action the change's category and the
+// binding's policy decide and the reason it matched.
+func (ix *Index) Resolve(ch events.Change) []Match {
+	seen := map[string]bool{}
+	var out []Match
+	for _, ref := range ch.Credentials {
+		seen[ref.ID()] = true
+		out = append(out, Match{Credential: ref, Reason: "named in the event", Source: "event"})
+	}
+	if ix == nil {
+		return out
+	}
+	for _, b := range ix.Match(ch.Targets) {
+		ref := applyPolicy(b, ch.Category)
+		if seen[ref.ID()] {
+			continue
+		}
+		seen[ref.ID()] = true
+		out = append(out, Match{
+			Credential: ref,
+			Reason:     fmt.Sprintf("binding %s selects %s", b.Name, b.Selectors.describe()),
+			Source:     b.Source,
+		})
+	}
+	return out
+}
+
+// applyPolicy returns the binding's credential with the action for the change category: the
+// binding's own "on" entry first, then the built-in policy (decommission revokes; exposure
+// acts at once, with no overlap window), then the credential's default.
+func applyPolicy(b Binding, category string) events.CredentialRef {
+	ref := b.Credential
+	if len(ref.Options) > 0 {
+		opts := make(map[string]string, len(ref.Options))
+		for k, v := range ref.Options {
+			opts[k] = v
+		}
+		ref.Options = opts
+	}
+	if a, ok := b.Actions[category]; ok {
+		ref.Action = a
+		return ref
+	}
+	switch category {
+	case CategoryDecommission:
+		ref.Action = events.ActionRevoke
+	case CategoryExposure:
+		// The credential's own action (rotate, or revoke for kinds that revoke) with no
+		// overlap: the exposed value must stop working now.
+		if ref.Options == nil {
+			ref.Options = map[string]string{}
+		}
+		ref.Options["overlap"] = "0s"
+	}
+	return ref
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
