@@ -36,6 +36,10 @@ type Config struct {
 	Overlap time.Duration `split_words:"true" default:"0s"`
 	// RetireInterval is how often the agent looks for old credentials due to be retired.
 	RetireInterval time.Duration `split_words:"true" default:"15s"`
+	// InventoryFile is the YAML file of bindings from targets to credentials; none when empty.
+	InventoryFile string `split_words:"true"`
+	// InventoryReloadInterval is how often the inventory file is checked for changes.
+	InventoryReloadInterval time.Duration `split_words:"true" default:"10s"`
 	// Password describes how generated passwords look.
 	Password PasswordConfig
 	// Vault is how the agent reaches and authenticates to Vault.
@@ -227,6 +231,10 @@ func (c Config) Validate() error {
 	}
 	if c.StartupTimeout <= 0 {
 		bad("%s: must be positive", env("STARTUP_TIMEOUT"))
+	}
+	checkFile(&errs, env("INVENTORY_FILE"), c.InventoryFile)
+	if c.InventoryReloadInterval < time.Second {
+		bad("%s: must be at least 1s", env("INVENTORY_RELOAD_INTERVAL"))
 	}
 	if c.Overlap < 0 {
 		bad("%s: must not be negative", env("OVERLAP"))

@@ -27,6 +27,7 @@ type pipeline struct {
 	js         jetstream.JetStream
 	journal    *journal
 	registry   *rotators.Registry
+	catalog    *catalog
 	subjects   events.Subjects
 	agent      events.AgentInfo
 	redactor   *Redactor
@@ -98,13 +99,16 @@ func (p *pipeline) reconcile(ctx context.Context, ev *events.ChangeEvent, log lo
 		return *prev, nil
 	}
 	started := time.Now().UTC()
-	creds := make([]events.CredentialEvidence, 0, len(ev.Data.Credentials))
-	for _, ref := range ev.Data.Credentials {
-		clog := log.WithFields(logrus.Fields{FieldCredential: ref.ID(), FieldAction: ref.EffectiveAction()})
+	matches := p.catalog.resolve(ev.Data)
+	creds := make([]events.CredentialEvidence, 0, len(matches))
+	for _, m := range matches {
+		ref := m.Credential
+		clog := log.WithFields(logrus.Fields{FieldCredential: ref.ID(), FieldAction: ref.EffectiveAction(), "matched_by": m.Reason})
 		ce, err := p.credential(ctx, ev, ref, clog, final)
 		if err != nil {
 			return events.Envelope[events.Evidence]{}, err
 		}
+		ce.MatchedBy = m.Reason
 		creds = append(creds, ce)
 	}
 	return p.evidenceEnvelope(ev.Data.ID, ev.ID, ev.Data.Type, events.TriggerEvent, started, creds), nil

@@ -16,6 +16,7 @@ import (
 // CredentialPlan is what a rotation of one credential would do.
 type CredentialPlan struct {
 	Credential string             `json:"credential"`
+	MatchedBy  string             `json:"matched_by"`
 	Kind       string             `json:"kind"`
 	Action     events.Action      `json:"action"`
 	Current    events.Fingerprint `json:"current,omitempty"`
@@ -48,9 +49,15 @@ func PlanEvent(ctx context.Context, cfg Config, payload []byte) ([]CredentialPla
 	if err != nil {
 		return nil, err
 	}
-	plans := make([]CredentialPlan, 0, len(ev.Data.Credentials))
-	for _, ref := range ev.Data.Credentials {
-		cp := CredentialPlan{Credential: ref.ID(), Kind: ref.Kind, Action: ref.EffectiveAction()}
+	cat, err := newCatalog(cfg.InventoryFile, registry.Kinds(), logrus.NewEntry(log))
+	if err != nil {
+		return nil, err
+	}
+	matches := cat.resolve(ev.Data)
+	plans := make([]CredentialPlan, 0, len(matches))
+	for _, m := range matches {
+		ref := m.Credential
+		cp := CredentialPlan{Credential: ref.ID(), MatchedBy: m.Reason, Kind: ref.Kind, Action: ref.EffectiveAction()}
 		rot, err := registry.Lookup(ref.Kind)
 		if err == nil {
 			ref = rotators.WithDefaultAction(rot, ref)

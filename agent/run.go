@@ -30,6 +30,8 @@ type Options struct {
 	// Ready, when set, is called once the agent consumes events, with the NATS URL it uses
 	// (useful with an embedded server).
 	Ready func(natsURL string)
+	// Reload, when set, asks for the inventory to be read again (main sends SIGHUP here).
+	Reload <-chan struct{}
 }
 
 // Run runs the agent until ctx ends, then stops within the configured shutdown timeout. It
@@ -90,10 +92,15 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if err != nil {
 		return err
 	}
+	cat, err := newCatalog(cfg.InventoryFile, registry.Kinds(), log.WithField("component", "inventory"))
+	if err != nil {
+		return err
+	}
 	p := &pipeline{
 		js:             js,
 		journal:        &journal{kv: res.journal},
 		registry:       registry,
+		catalog:        cat,
 		subjects:       subjects,
 		agent:          events.AgentInfo{ID: cfg.AgentID, Version: Version},
 		redactor:       redactor,
@@ -118,6 +125,11 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	go func() {
 		defer wg.Done()
 		p.retireLoop(ctx, cfg.RetireInterval)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		cat.watch(ctx, cfg.InventoryReloadInterval, opts.Reload)
 	}()
 
 	log.WithFields(logrus.Fields{"subject": subjects.ChangeCompleted(), "consumer": cfg.NATS.Consumer, "kinds": registry.Kinds()}).Info("agent started; consuming change events")

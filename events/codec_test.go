@@ -584,6 +584,7 @@ func credentialEvidence(outcome Outcome, full bool) CredentialEvidence {
 		c.OldCredential = "retired"
 		c.RetireAt, c.RetiredAt = &retireAt, &retiredAt
 		c.Resumed = true
+		c.MatchedBy = "named in the event"
 		c.Error = "first attempt timed out"
 	}
 	return c

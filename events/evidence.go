@@ -77,10 +77,13 @@ type CredentialEvidence struct {
 	RetireAt      *time.Time `json:"retire_at,omitempty"`
 	RetiredAt     *time.Time `json:"retired_at,omitempty"`
 	Resumed       bool       `json:"resumed,omitempty"`
-	Error         string     `json:"error,omitempty"`
-	StartedAt     time.Time  `json:"started_at"`
-	FinishedAt    time.Time  `json:"finished_at"`
-	DurationMS    int64      `json:"duration_ms"`
+	// MatchedBy says why the credential was part of the change: named in the event, or the
+	// inventory binding or discovery source whose selectors matched the change's targets.
+	MatchedBy  string    `json:"matched_by,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+	DurationMS int64     `json:"duration_ms"`
 }
 
 // Evidence is the reconciliation record the agent publishes for a change.

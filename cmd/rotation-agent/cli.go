@@ -32,7 +32,7 @@ Configuration reference: docs/configuration.md
 
 // runCLI runs one command and returns the process exit code. Errors are printed as
 // "rotation-agent: ..." lines, one per problem, never as a stack trace.
-func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer, reload <-chan struct{}) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
@@ -46,7 +46,7 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if err := cfg.Validate(); err != nil {
 			return fail(stderr, exitUsage, err)
 		}
-		if err := agent.Run(ctx, cfg, agent.Options{LogOutput: stderr}); err != nil {
+		if err := agent.Run(ctx, cfg, agent.Options{LogOutput: stderr, Reload: reload}); err != nil {
 			return fail(stderr, exitFailed, err)
 		}
 		return exitOK

@@ -42,7 +42,7 @@ func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	code = runCLI(ctx, args, &out, &errOut)
+	code = runCLI(ctx, args, &out, &errOut, nil)
 	return code, out.String(), errOut.String()
 }
 

@@ -12,7 +12,19 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := runCLI(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	reload := make(chan struct{}, 1)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			default: // a reload is already pending
+			}
+		}
+	}()
+	code := runCLI(ctx, os.Args[1:], os.Stdout, os.Stderr, reload)
+	signal.Stop(hup)
 	stop()
 	os.Exit(code)
 }

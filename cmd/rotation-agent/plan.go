@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -45,7 +46,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	} else {
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "CREDENTIAL\tACTION\tCURRENT\tWOULD DO")
+		fmt.Fprintln(tw, "CREDENTIAL\tWHY\tACTION\tCURRENT\tWOULD DO")
 		for _, p := range plans {
 			current := make([]string, 0, len(p.Current))
 			for k, v := range p.Current {
@@ -55,11 +56,15 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			if p.Error != "" {
 				would = "cannot: " + p.Error
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Credential, p.Action, strings.Join(current, ","), would)
+			sort.Strings(current)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Credential, p.MatchedBy, p.Action, strings.Join(current, ","), would)
 		}
 		if err := tw.Flush(); err != nil {
 			return fail(stderr, exitFailed, err)
 		}
+	}
+	if len(plans) == 0 {
+		fmt.Fprintln(stderr, "rotation-agent: the change touches no credential (its evidence would say no_credentials)")
 	}
 	for _, p := range plans {
 		if p.Error != "" {

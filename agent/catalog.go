@@ -1,0 +1,110 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/rotation-agent/rotation-agent/discovery"
+	"github.com/rotation-agent/rotation-agent/events"
+)
+
+// catalog is what the agent knows about which credential belongs to which target: the
+// inventory file's bindings, indexed. A reload that fails keeps the last good inventory.
+type catalog struct {
+	path  string
+	kinds []string
+	log   logrus.FieldLogger
+
+	index atomic.Pointer[discovery.Index]
+
+	mu      sync.Mutex
+	modTime time.Time
+	size    int64
+}
+
+// newCatalog loads the inventory at path (none when empty). A broken file at start-up is an
+// error: the agent must not run with an inventory it cannot read.
+func newCatalog(path string, kinds []string, log logrus.FieldLogger) (*catalog, error) {
+	c := &catalog{path: path, kinds: kinds, log: log}
+	c.index.Store(discovery.NewIndex(nil))
+	if path == "" {
+		return c, nil
+	}
+	if err := c.load(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// load reads the inventory and swaps the index in; on error the old index stays.
+func (c *catalog) load() error {
+	info, statErr := os.Stat(c.path)
+	bindings, err := discovery.LoadInventory(c.path, c.kinds)
+	if err != nil {
+		return err
+	}
+	c.index.Store(discovery.NewIndex(bindings))
+	c.mu.Lock()
+	if statErr == nil {
+		c.modTime, c.size = info.ModTime(), info.Size()
+	}
+	c.mu.Unlock()
+	c.log.WithField("bindings", len(bindings)).WithField("file", c.path).Info("inventory loaded")
+	return nil
+}
+
+// resolve lists the credentials a change touches and why.
+func (c *catalog) resolve(ch events.Change) []discovery.Match {
+	return c.index.Load().Resolve(ch)
+}
+
+// changed reports whether the file differs from what was last loaded (a ConfigMap update
+// swaps a symlink, so the modification time and size are compared, not inotify events).
+func (c *catalog) changed() bool {
+	info, err := os.Stat(c.path)
+	if err != nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !info.ModTime().Equal(c.modTime) || info.Size() != c.size
+}
+
+// reload loads the inventory again; a bad file is logged problem by problem and ignored.
+func (c *catalog) reload(why string) {
+	if err := c.load(); err != nil {
+		entry := c.log.WithField("file", c.path).WithField("trigger", why)
+		for _, line := range strings.Split(err.Error(), "\n") {
+			entry = entry.WithField("problem", line)
+			entry.Error("inventory reload failed; keeping the last good inventory")
+		}
+	}
+}
+
+// watch reloads the inventory when the file changes (checked every interval) or when a
+// signal arrives on sighup, until ctx ends.
+func (c *catalog) watch(ctx context.Context, interval time.Duration, sighup <-chan struct{}) {
+	if c.path == "" {
+		return
+	}
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sighup:
+			c.reload("signal")
+		case <-ticker.C:
+			if c.changed() {
+				c.reload("file changed")
+			}
+		}
+	}
+}
