@@ -64,18 +64,22 @@ func (p *pipeline) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	log := p.log.WithFields(logrus.Fields{FieldChangeID: ev.Data.ID, FieldEventID: ev.ID, "delivery": meta.NumDelivered})
 	delivery := deliveryCount(meta.NumDelivered)
+	if ev.Type == events.TypeChangePlanned {
+		p.assess(ctx, msg, ev, log, delivery)
+		return
+	}
 	final := delivery >= p.maxDeliver
 
 	env, err := p.reconcile(ctx, ev, log, final)
 	if err != nil {
-		delay := p.retry.delay(deliveryCount(meta.NumDelivered))
+		delay := p.retry.delay(delivery)
 		log.WithError(err).WithField("retry_in", delay.String()).Warn("change not reconciled yet; will retry")
 		_ = msg.NakWithDelay(delay)
 		return
 	}
 	if err := p.publishEvidence(ctx, env); err != nil {
 		log.WithError(err).Warn("publish evidence failed; will retry")
-		_ = msg.NakWithDelay(p.retry.delay(deliveryCount(meta.NumDelivered)))
+		_ = msg.NakWithDelay(p.retry.delay(delivery))
 		return
 	}
 	if err := p.journal.storeEvidence(ctx, env); err != nil {
@@ -276,6 +280,29 @@ func (p *pipeline) overlap(ref events.CredentialRef) (time.Duration, error) {
 		return 0, rotators.Permanent(fmt.Errorf("option overlap=%q: want a duration such as 15m", v))
 	}
 	return d, nil
+}
+
+// assess publishes the identity impact report of a planned change; nothing is changed.
+func (p *pipeline) assess(ctx context.Context, msg jetstream.Msg, ev *events.ChangeEvent, log logrus.FieldLogger, delivery int) {
+	impact := impactOf(ctx, p.registry, p.catalog, ev, p.agent, p.redactor)
+	env := events.Envelope[events.Impact]{
+		SpecVersion: events.SpecVersion, ID: "impact:" + ev.Data.ID + ":" + ev.ID, Source: eventSource + "/" + p.agent.ID,
+		Type: events.TypeImpact, Subject: ev.Data.ID, Time: impact.AssessedAt, DataContentType: "application/json", Data: impact,
+	}
+	raw, err := json.Marshal(env)
+	if err == nil {
+		_, err = p.js.Publish(ctx, p.subjects.Impact(ev.Data.ID), raw, jetstream.WithMsgID(env.ID))
+	}
+	if err != nil {
+		log.WithError(err).Warn("publish impact report failed; will retry")
+		_ = msg.NakWithDelay(p.retry.delay(delivery))
+		return
+	}
+	if err := msg.DoubleAck(ctx); err != nil {
+		log.WithError(err).Warn("ack failed; a redelivery will publish the same report")
+		return
+	}
+	log.WithFields(logrus.Fields{"impact": impact.Level, "credentials": len(impact.Credentials)}).Info("impact of planned change published")
 }
 
 // publishEvidence publishes env on the change's evidence subject, de-duplicated by its id.

@@ -13,65 +13,70 @@ import (
 	"github.com/rotation-agent/rotation-agent/rotators"
 )
 
-// CredentialPlan is what a rotation of one credential would do.
-type CredentialPlan struct {
-	Credential string             `json:"credential"`
-	MatchedBy  string             `json:"matched_by"`
-	Kind       string             `json:"kind"`
-	Action     events.Action      `json:"action"`
-	Current    events.Fingerprint `json:"current,omitempty"`
-	Changes    []string           `json:"changes,omitempty"`
-	Error      string             `json:"error,omitempty"`
+// planCredentials asks each credential a change touches what a rotation would do. It reads
+// Vault and never writes to it.
+func planCredentials(ctx context.Context, registry *rotators.Registry, cat *catalog, ch events.Change, redactor *Redactor) []events.CredentialImpact {
+	matches := cat.resolve(ch)
+	out := make([]events.CredentialImpact, 0, len(matches))
+	for _, m := range matches {
+		ref := m.Credential
+		ci := events.CredentialImpact{Credential: ref.ID(), Kind: ref.Kind, MatchedBy: m.Reason, Action: ref.EffectiveAction()}
+		rot, err := registry.Lookup(ref.Kind)
+		if err == nil {
+			ref = rotators.WithDefaultAction(rot, ref)
+			ci.Action = ref.EffectiveAction()
+			var plan rotators.Plan
+			plan, err = rot.Plan(ctx, rotators.Request{ChangeID: ch.ID, Credential: ref, Now: time.Now})
+			ci.Current, ci.WouldDo = plan.Current, plan.Changes
+		}
+		if err != nil {
+			ci.Error = redactor.String(singleLine(err).Error())
+		}
+		out = append(out, ci)
+	}
+	return out
 }
 
-// PlanEvent decodes a change event and asks each credential's rotator what it would do. It
-// reads Vault and never writes to it; NATS is not used.
-func PlanEvent(ctx context.Context, cfg Config, payload []byte) ([]CredentialPlan, error) {
+// PlanEvent decodes a change event and reports what would be done to each credential it
+// touches, with the impact level. It reads Vault and never writes to it; NATS is not used.
+func PlanEvent(ctx context.Context, cfg Config, payload []byte) (events.Impact, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return events.Impact{}, err
 	}
 	ev, rej := events.DecodeChangeEvent(payload, cfg.MaxEventBytes)
 	if rej != nil {
-		return nil, fmt.Errorf("event rejected: %w", rej)
+		return events.Impact{}, fmt.Errorf("event rejected: %w", rej)
 	}
 	redactor := NewRedactor()
 	log, err := NewLogger(io.Discard, "error", redactor)
 	if err != nil {
-		return nil, err
+		return events.Impact{}, err
 	}
 	startCtx, cancel := context.WithTimeout(ctx, cfg.StartupTimeout)
 	defer cancel()
 	vs, _, err := openVault(startCtx, cfg.Vault, logrus.NewEntry(log), redactor)
 	if err != nil {
-		return nil, err
+		return events.Impact{}, err
 	}
 	registry, err := newRegistry(vs.client)
 	if err != nil {
-		return nil, err
+		return events.Impact{}, err
 	}
 	cat, err := newCatalog(cfg.InventoryFile, registry.Kinds(), logrus.NewEntry(log))
 	if err != nil {
-		return nil, err
+		return events.Impact{}, err
 	}
-	matches := cat.resolve(ev.Data)
-	plans := make([]CredentialPlan, 0, len(matches))
-	for _, m := range matches {
-		ref := m.Credential
-		cp := CredentialPlan{Credential: ref.ID(), MatchedBy: m.Reason, Kind: ref.Kind, Action: ref.EffectiveAction()}
-		rot, err := registry.Lookup(ref.Kind)
-		if err == nil {
-			ref = rotators.WithDefaultAction(rot, ref)
-			cp.Action = ref.EffectiveAction()
-			var plan rotators.Plan
-			plan, err = rot.Plan(ctx, rotators.Request{ChangeID: ev.Data.ID, Credential: ref, Now: time.Now})
-			cp.Current, cp.Changes = plan.Current, plan.Changes
-		}
-		if err != nil {
-			cp.Error = redactor.String(singleLine(err).Error())
-		}
-		plans = append(plans, cp)
+	return impactOf(ctx, registry, cat, ev, events.AgentInfo{ID: cfg.AgentID, Version: Version}, redactor), nil
+}
+
+// impactOf builds the impact report of a change event.
+func impactOf(ctx context.Context, registry *rotators.Registry, cat *catalog, ev *events.ChangeEvent, agent events.AgentInfo, redactor *Redactor) events.Impact {
+	creds := planCredentials(ctx, registry, cat, ev.Data, redactor)
+	level, reasons := events.AssessImpact(creds)
+	return events.Impact{
+		SchemaVersion: 1, ChangeID: ev.Data.ID, EventID: ev.ID, ChangeType: ev.Data.Type,
+		Level: level, Reasons: reasons, Credentials: creds, Agent: agent, AssessedAt: time.Now().UTC(),
 	}
-	return plans, nil
 }
 
 // ReadEventFile reads a change event from a file, or standard input for "-".

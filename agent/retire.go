@@ -38,21 +38,24 @@ func (p *pipeline) sweepRetirements(ctx context.Context) {
 			log.WithError(err).Warn("read journal failed")
 			continue
 		}
-		if rev == 0 || !entry.RetirePending {
+		if rev == 0 || (!entry.RetirePending && entry.Evidence == nil) {
 			_ = p.journal.retired(ctx, idx)
 			continue
 		}
-		ce, err := p.drive(ctx, &entry, &rev, log, false)
-		if errors.Is(err, errStaleJournal) {
-			continue // another replica took it
-		}
-		if err != nil {
-			log.WithError(err).Warn("retire failed; will retry")
-			continue
-		}
 		if entry.RetirePending {
-			continue
+			if _, err := p.drive(ctx, &entry, &rev, log, false); errors.Is(err, errStaleJournal) {
+				continue // another replica took it
+			} else if err != nil {
+				log.WithError(err).Warn("retire failed; will retry")
+				continue
+			}
+			if entry.RetirePending {
+				continue
+			}
 		}
+		// The entry is final: publish its evidence. The index stays until that succeeds, so a
+		// failed publish is retried by the next sweep (de-duplicated by its id).
+		ce := *entry.Evidence
 		env := p.evidenceEnvelope(entry.ChangeID, entry.EventID+":retire:"+hashToken(entry.Credential), entry.ChangeType,
 			events.TriggerSchedule, ce.StartedAt, []events.CredentialEvidence{ce})
 		if err := p.publishEvidence(ctx, env); err != nil {

@@ -41,7 +41,7 @@ func provision(ctx context.Context, js jetstream.JetStream, cfg NATSConfig, subj
 		{
 			Name:        cfg.EvidenceStream,
 			Description: "reconciliation evidence and rejections published by rotation-agent",
-			Subjects:    []string{subjects.EvidenceWildcard(), subjects.Rejections()},
+			Subjects:    []string{subjects.EvidenceWildcard(), subjects.Rejections(), subjects.ImpactWildcard()},
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      evidenceRetention,
 			Storage:     jetstream.FileStorage,
@@ -78,14 +78,14 @@ func provision(ctx context.Context, js jetstream.JetStream, cfg NATSConfig, subj
 		return nil, fmt.Errorf("journal bucket %s: %w", cfg.JournalBucket, err)
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, cfg.ChangeStream, jetstream.ConsumerConfig{
-		Durable:       cfg.Consumer,
-		Description:   "rotation-agent replicas share this consumer",
-		FilterSubject: subjects.ChangeCompleted(),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.AckWait,
-		MaxDeliver:    cfg.MaxDeliver,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		MaxAckPending: 256,
+		Durable:        cfg.Consumer,
+		Description:    "rotation-agent replicas share this consumer",
+		FilterSubjects: []string{subjects.ChangeCompleted(), subjects.ChangePlanned()},
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        cfg.AckWait,
+		MaxDeliver:     cfg.MaxDeliver,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		MaxAckPending:  256,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create or update consumer %s on %s: %w", cfg.Consumer, cfg.ChangeStream, err)

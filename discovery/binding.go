@@ -61,23 +61,6 @@ type Match struct {
 	Source string
 }
 
-// targetsOf returns the change's targets by selector key, lower-cased.
-func targetsOf(t events.Targets) map[string][]string {
-	out := map[string][]string{}
-	add := func(key string, vals []string) {
-		for _, v := range vals {
-			out[key] = append(out[key], strings.ToLower(v))
-		}
-	}
-	add(KeyService, t.Services)
-	add(KeyHost, t.Hosts)
-	add(KeyCI, t.ConfigurationItems)
-	add(KeyEnvironment, t.Environments)
-	add(KeyOwner, t.Owners)
-	add(KeyIdentity, t.Identities)
-	return out
-}
-
 // describe renders selectors as "services=payments hosts=db1" in key order.
 func (s Selectors) describe() string {
 	var parts []string

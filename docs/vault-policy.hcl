@@ -18,6 +18,11 @@ path "secret/destroy/*" {
   capabilities = ["update"]
 }
 
+# kv-v2 option password_policy: generate values with a Vault password policy.
+path "sys/policies/password/+/generate" {
+  capabilities = ["read"]
+}
+
 # The agent's own token: validate it at start-up and keep it alive.
 path "auth/token/lookup-self" {
   capabilities = ["read"]

@@ -13,6 +13,11 @@ const (
 	// TypeChangeCompleted marks a change whose implementation finished; its credentials must be
 	// brought back to the approved state.
 	TypeChangeCompleted = "io.rotation-agent.change.completed.v1"
+	// TypeChangePlanned marks a change that is planned or approved but not implemented yet; the
+	// agent answers with an identity impact report and changes nothing.
+	TypeChangePlanned = "io.rotation-agent.change.planned.v1"
+	// TypeImpact marks an identity impact report published for a planned change.
+	TypeImpact = "io.rotation-agent.impact.v1"
 	// TypeEvidence marks a reconciliation evidence record published by the agent.
 	TypeEvidence = "io.rotation-agent.evidence.v1"
 	// TypeRejection marks a record explaining why an inbound message was refused.
@@ -52,7 +57,8 @@ type Change struct {
 	// of what it touched; exposure rotates them and revokes the old ones at once.
 	Category             string                 `json:"category,omitempty"`
 	ImplementedAt        *time.Time             `json:"implemented_at,omitempty"`
-	CompletedAt          time.Time              `json:"completed_at"`
+	CompletedAt          time.Time              `json:"completed_at,omitzero"`
+	PlannedStart         *time.Time             `json:"planned_start,omitempty"`
 	Requester            Person                 `json:"requester"`
 	Approvers            []Person               `json:"approvers,omitempty"`
 	Targets              Targets                `json:"targets"`

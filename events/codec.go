@@ -20,8 +20,17 @@ import (
 //go:embed schema/*.schema.json
 var Schemas embed.FS
 
-// ChangeCompletedSchema is the file name of the change-completed event schema inside Schemas.
-const ChangeCompletedSchema = "schema/change-completed.schema.json"
+// File names of the inbound event schemas inside Schemas.
+const (
+	ChangeCompletedSchema = "schema/change-completed.schema.json"
+	ChangePlannedSchema   = "schema/change-planned.schema.json"
+)
+
+// inboundSchemas maps each inbound event type to its schema.
+var inboundSchemas = map[string]string{
+	TypeChangeCompleted: ChangeCompletedSchema,
+	TypeChangePlanned:   ChangePlannedSchema,
+}
 
 // maxReportedProblems bounds how many schema violations a rejection lists.
 const maxReportedProblems = 10
@@ -80,7 +89,8 @@ func Schema(name string) (*jsonschema.Schema, error) {
 	return s, nil
 }
 
-// DecodeChangeEvent decodes and validates a change-completed event. maxBytes limits the payload
+// DecodeChangeEvent decodes and validates a change-completed or change-planned event (see
+// Type to tell them apart). maxBytes limits the payload
 // size (zero means no limit). A refused payload yields a *Rejection naming the reason; the
 // caller fills in the transport fields (subject, sequence, agent).
 func DecodeChangeEvent(payload []byte, maxBytes int) (*ChangeEvent, *Rejection) {
@@ -106,16 +116,17 @@ func DecodeChangeEvent(payload []byte, maxBytes int) (*ChangeEvent, *Rejection) 
 		}
 	}
 	typ, _ := obj["type"].(string)
-	if typ != TypeChangeCompleted {
+	schemaName, known := inboundSchemas[typ]
+	if !known {
 		rej.ReasonCode = ReasonUnknownType
 		if typ == "" {
-			rej.Reason = "event has no type attribute; expected " + TypeChangeCompleted
+			rej.Reason = "event has no type attribute; expected " + TypeChangeCompleted + " or " + TypeChangePlanned
 		} else {
-			rej.Reason = fmt.Sprintf("event type %q is not handled; expected %s", typ, TypeChangeCompleted)
+			rej.Reason = fmt.Sprintf("event type %q is not handled; expected %s or %s", typ, TypeChangeCompleted, TypeChangePlanned)
 		}
 		return nil, rej
 	}
-	schema, err := Schema(ChangeCompletedSchema)
+	schema, err := Schema(schemaName)
 	if err != nil {
 		rej.ReasonCode, rej.Reason = ReasonInvalid, "schema unavailable: "+err.Error()
 		return nil, rej
@@ -171,5 +182,5 @@ func describeViolations(err error) string {
 		more := len(problems) - maxReportedProblems
 		problems = append(problems[:maxReportedProblems], fmt.Sprintf("and %d more", more))
 	}
-	return "event does not match the change-completed schema: " + strings.Join(problems, "; ")
+	return "event does not match its schema: " + strings.Join(problems, "; ")
 }

@@ -18,6 +18,15 @@ func (s Subjects) ChangesWildcard() string { return s.Prefix + ".changes.>" }
 // ChangeCompleted is the subject ITSM bridges publish change-completed events on.
 func (s Subjects) ChangeCompleted() string { return s.Prefix + ".changes.completed" }
 
+// ChangePlanned is the subject ITSM bridges publish change-planned events on.
+func (s Subjects) ChangePlanned() string { return s.Prefix + ".changes.planned" }
+
+// Impact is the subject the identity impact report of a planned change is published on.
+func (s Subjects) Impact(changeID string) string { return s.Prefix + ".impact." + Token(changeID) }
+
+// ImpactWildcard matches every impact subject.
+func (s Subjects) ImpactWildcard() string { return s.Prefix + ".impact.>" }
+
 // EvidenceWildcard matches every evidence subject.
 func (s Subjects) EvidenceWildcard() string { return s.Prefix + ".evidence.>" }
 

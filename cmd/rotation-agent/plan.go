@@ -34,14 +34,15 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, exitUsage, err)
 	}
-	plans, err := agent.PlanEvent(ctx, cfg, payload)
+	impact, err := agent.PlanEvent(ctx, cfg, payload)
 	if err != nil {
 		return fail(stderr, exitFailed, err)
 	}
+	plans := impact.Credentials
 	if *output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(plans); err != nil {
+		if err := enc.Encode(impact); err != nil {
 			return fail(stderr, exitFailed, err)
 		}
 	} else {
@@ -52,7 +53,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			for k, v := range p.Current {
 				current = append(current, k+"="+v)
 			}
-			would := strings.Join(p.Changes, "; ")
+			would := strings.Join(p.WouldDo, "; ")
 			if p.Error != "" {
 				would = "cannot: " + p.Error
 			}
@@ -62,9 +63,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if err := tw.Flush(); err != nil {
 			return fail(stderr, exitFailed, err)
 		}
-	}
-	if len(plans) == 0 {
-		fmt.Fprintln(stderr, "rotation-agent: the change touches no credential (its evidence would say no_credentials)")
+		fmt.Fprintf(stdout, "\nidentity impact: %s (%s)\n", impact.Level, strings.Join(impact.Reasons, "; "))
 	}
 	for _, p := range plans {
 		if p.Error != "" {

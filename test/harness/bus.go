@@ -51,8 +51,14 @@ func WatchBus(t testing.TB, n *NATS) *Bus {
 	return b
 }
 
-// Publish publishes a change event the way an ITSM bridge does, with Nats-Msg-Id set.
+// Publish publishes a change-completed event the way an ITSM bridge does, with Nats-Msg-Id set.
 func (b *Bus) Publish(t testing.TB, payload []byte, msgID string) {
+	t.Helper()
+	b.PublishTo(t, b.subjects.ChangeCompleted(), payload, msgID)
+}
+
+// PublishTo publishes payload on subject through JetStream.
+func (b *Bus) PublishTo(t testing.TB, subject string, payload []byte, msgID string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -60,7 +66,7 @@ func (b *Bus) Publish(t testing.TB, payload []byte, msgID string) {
 	if msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(msgID))
 	}
-	if _, err := b.js.Publish(ctx, b.subjects.ChangeCompleted(), payload, opts...); err != nil {
+	if _, err := b.js.Publish(ctx, subject, payload, opts...); err != nil {
 		t.Fatalf("publish change: %v", err)
 	}
 }
@@ -96,6 +102,27 @@ func (b *Bus) Evidence(t testing.TB, changeID string) []events.Envelope[events.E
 		out = append(out, env)
 	}
 	return out
+}
+
+// Impact returns the impact reports published for changeID so far.
+func (b *Bus) Impact(t testing.TB, changeID string) []events.Envelope[events.Impact] {
+	t.Helper()
+	var out []events.Envelope[events.Impact]
+	for _, m := range b.messages(b.subjects.Impact(changeID)) {
+		var env events.Envelope[events.Impact]
+		if err := json.Unmarshal(m.Data, &env); err != nil {
+			t.Fatalf("impact report is not JSON: %v", err)
+		}
+		out = append(out, env)
+	}
+	return out
+}
+
+// WaitImpact waits for the impact report of changeID.
+func (b *Bus) WaitImpact(t testing.TB, changeID string, timeout time.Duration) events.Envelope[events.Impact] {
+	t.Helper()
+	b.waitFor(t, timeout, "impact report for "+changeID, func() bool { return len(b.Impact(t, changeID)) > 0 })
+	return b.Impact(t, changeID)[0]
 }
 
 // Rejections returns every rejection envelope published so far.

@@ -42,17 +42,16 @@ func TestPlanIsADryRun(t *testing.T) {
 
 	js := startProcess(t, processEnv(v, token, n), "plan", "--event", file, "--output", "json")
 	js.wait(t, 30*time.Second)
-	var plans []struct {
-		Credential string            `json:"credential"`
-		Current    map[string]string `json:"current"`
-		Changes    []string          `json:"changes"`
-		Error      string            `json:"error"`
-	}
-	if err := json.Unmarshal([]byte(js.stderr.String()), &plans); err != nil {
+	var impact events.Impact
+	if err := json.Unmarshal([]byte(js.stderr.String()), &impact); err != nil {
 		t.Fatalf("plan --output json is not JSON: %v\n%s", err, js.stderr.String())
 	}
+	plans := impact.Credentials
 	if len(plans) != 3 || plans[0].Current["version"] != "2" || plans[0].Error != "" || plans[1].Error == "" || plans[2].Error == "" {
 		t.Errorf("plans = %+v", plans)
+	}
+	if impact.Level != events.ImpactHigh || plans[0].MatchedBy != "named in the event" {
+		t.Errorf("impact %s (two credentials cannot be acted on), matched_by %q", impact.Level, plans[0].MatchedBy)
 	}
 	if got := v.KV(t, "plan/db", 0).VersionMetadata.Version; got != 2 {
 		t.Errorf("plan wrote to Vault: version %d", got)
