@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/rotation-agent/rotation-agent/events"
 )
@@ -12,6 +13,8 @@ import (
 // and value it keeps the bindings that accept it, so a change naming a handful of targets
 // looks at a handful of posting lists.
 type Index struct {
+	// scratch holds per-binding bit sets for Match, all zero between calls.
+	scratch  sync.Pool
 	bindings []Binding
 	// postings[key][value] lists the bindings whose selector key accepts value.
 	postings map[string]map[string][]int32
@@ -35,6 +38,7 @@ func NewIndex(bindings []Binding) *Index {
 				ix.postings[key] = m
 			}
 			for _, v := range vals {
+				v = strings.ToLower(v)
 				m[v] = append(m[v], int32(i))
 			}
 		}
@@ -48,7 +52,13 @@ func (ix *Index) Len() int { return len(ix.bindings) }
 // Match returns the bindings whose every selector key accepts a target of the change, in
 // binding order.
 func (ix *Index) Match(t events.Targets) []Binding {
-	have := map[int32]uint8{}
+	buf, _ := ix.scratch.Get().(*[]uint8)
+	if buf == nil || len(*buf) != len(ix.bindings) {
+		s := make([]uint8, len(ix.bindings))
+		buf = &s
+	}
+	have := *buf
+	var touched []int32
 	for bit, key := range SelectorKeys {
 		var vals []string
 		switch key {
@@ -71,16 +81,21 @@ func (ix *Index) Match(t events.Targets) []Binding {
 		}
 		for _, v := range vals {
 			for _, i := range m[strings.ToLower(v)] {
+				if have[i] == 0 {
+					touched = append(touched, i)
+				}
 				have[i] |= 1 << bit
 			}
 		}
 	}
 	var hits []int32
-	for i, got := range have {
-		if got == ix.need[i] {
+	for _, i := range touched {
+		if have[i] == ix.need[i] {
 			hits = append(hits, i)
 		}
+		have[i] = 0
 	}
+	ix.scratch.Put(buf)
 	sort.Slice(hits, func(a, b int) bool { return hits[a] < hits[b] })
 	out := make([]Binding, len(hits))
 	for n, i := range hits {
@@ -122,7 +137,7 @@ func (ix *Index) Resolve(ch events.Change) []Match {
 // acts at once, with no overlap window), then the credential's default.
 func applyPolicy(b Binding, category string) events.CredentialRef {
 	ref := b.Credential
-	if len(ref.Options) > 0 {
+	if ref.Options != nil { // the caller's copy: nothing done with it may reach the binding
 		opts := make(map[string]string, len(ref.Options))
 		for k, v := range ref.Options {
 			opts[k] = v

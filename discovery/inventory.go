@@ -1,10 +1,13 @@
 package discovery
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -37,18 +40,46 @@ func ParseInventory(name string, raw []byte, knownKinds []string) ([]Binding, er
 	for _, k := range knownKinds {
 		p.known[k] = true
 	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	var doc yaml.Node
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return nil, yamlError(name, err)
+	}
+	var second yaml.Node
+	if err := dec.Decode(&second); err == nil {
+		return nil, fmt.Errorf("%s:%d: only one YAML document is allowed", name, max(second.Line, 1))
+	} else if !errors.Is(err, io.EOF) {
+		return nil, yamlError(name, err)
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%s:1: the inventory must be a mapping with version and bindings", name)
+		line := 1
+		if len(doc.Content) == 1 && doc.Content[0].Line > 0 {
+			line = doc.Content[0].Line
+		}
+		return nil, fmt.Errorf("%s:%d: the inventory must be a mapping with version and bindings", name, line)
 	}
 	bindings := p.document(doc.Content[0])
 	if len(p.errs) > 0 {
 		return nil, errors.Join(p.errs...)
 	}
 	return bindings, nil
+}
+
+// yamlLine finds the line yaml.v3 names in a syntax error.
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// yamlError turns a YAML syntax error into "FILE:LINE: invalid YAML: ...". yaml.v3 names the
+// line before the problem for parser errors ("did not find expected ..."), so one is added.
+func yamlError(name string, err error) error {
+	m := yamlLine.FindStringSubmatch(err.Error())
+	if m == nil {
+		return fmt.Errorf("%s: invalid YAML: %w", name, err)
+	}
+	line, _ := strconv.Atoi(m[1])
+	if strings.Contains(m[2], "did not find expected") {
+		line++
+	}
+	return fmt.Errorf("%s:%d: invalid YAML: %s", name, line, m[2])
 }
 
 type parser struct {
@@ -101,15 +132,17 @@ func (p *parser) document(n *yaml.Node) []Binding {
 	out := make([]Binding, 0, len(list.Content))
 	for i, item := range list.Content {
 		b, ok := p.binding(item, fmt.Sprintf("bindings[%d]", i))
-		if !ok {
-			continue
+		if b.Name != "" {
+			if line, dup := names[b.Name]; dup {
+				p.bad(item, fmt.Sprintf("bindings[%d]", i), "name %q is already used at line %d", b.Name, line)
+				ok = false
+			} else {
+				names[b.Name] = item.Line
+			}
 		}
-		if line, dup := names[b.Name]; dup {
-			p.bad(item, fmt.Sprintf("bindings[%d]", i), "name %q is already used at line %d", b.Name, line)
-			continue
+		if ok {
+			out = append(out, b)
 		}
-		names[b.Name] = item.Line
-		out = append(out, b)
 	}
 	return out
 }
@@ -130,7 +163,12 @@ func (p *parser) binding(n *yaml.Node, where string) (Binding, bool) {
 	if sel := f["select"]; sel == nil {
 		p.bad(n, where, "select is required: at least one of %s", strings.Join(SelectorKeys, ", "))
 	} else {
-		for key, vals := range p.fields(sel, where+".select", SelectorKeys...) {
+		given := p.fields(sel, where+".select", SelectorKeys...)
+		for _, key := range SelectorKeys {
+			vals, ok := given[key]
+			if !ok {
+				continue
+			}
 			list := p.strings(vals, where+".select."+key)
 			if len(list) == 0 {
 				p.bad(vals, where+".select."+key, "needs at least one value")
@@ -154,6 +192,9 @@ func (p *parser) binding(n *yaml.Node, where string) (Binding, bool) {
 		}
 		for i := 0; on.Kind == yaml.MappingNode && i+1 < len(on.Content); i += 2 {
 			cat, act := on.Content[i], on.Content[i+1]
+			if _, dup := b.Actions[cat.Value]; dup {
+				p.bad(cat, where+".on", "category %q given twice", cat.Value)
+			}
 			if !categoryPattern.MatchString(cat.Value) {
 				p.bad(cat, where+".on", "%q is not a change category (lower-case letters, digits, - and _)", cat.Value)
 			}
@@ -205,6 +246,9 @@ func (p *parser) credential(n *yaml.Node, where string) events.CredentialRef {
 			ref.Options = map[string]string{}
 			for i := 0; i+1 < len(v.Content); i += 2 {
 				val := v.Content[i+1]
+				if _, dup := ref.Options[v.Content[i].Value]; dup {
+					p.bad(v.Content[i], where+".options", "option %q given twice", v.Content[i].Value)
+				}
 				if val.Kind != yaml.ScalarNode {
 					p.bad(val, where+".options."+v.Content[i].Value, "must be a single value")
 					continue
