@@ -21,15 +21,6 @@ var agentKinds = []string{
 	"approle-secret-id", "lease-prefix",
 }
 
-// knownBug skips a test that shows a bug reported in non-test code and not fixed yet. Run
-// them with DISCOVERY_KNOWN_BUGS=1; delete the call once the bug is fixed.
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("DISCOVERY_KNOWN_BUGS") == "" {
-		t.Skip("known bug, reported, not fixed yet: " + what + " (DISCOVERY_KNOWN_BUGS=1 runs it)")
-	}
-}
-
 // normalize makes empty and nil maps and slices compare equal.
 func normalize(bs []Binding) []Binding {
 	out := make([]Binding, len(bs))
@@ -393,16 +384,16 @@ func TestParseInventoryName(t *testing.T) {
 	}
 }
 
-// Tests of reported bugs: they state the wanted behaviour and are skipped until it is fixed.
+// Edge cases found in review: each states the wanted behaviour.
 
-func TestKnownBugNotAMappingLine(t *testing.T) {
+func TestInventoryEdgeNotAMappingLine(t *testing.T) {
 	_, err := ParseInventory("inv.yaml", []byte("# comment\n\n- name: a\n"), nil)
 	if err == nil || !strings.HasPrefix(err.Error(), "inv.yaml:3: ") {
 		t.Errorf("got %v, want the error at line 3", err)
 	}
 }
 
-func TestKnownBugSecondDocumentIgnored(t *testing.T) {
+func TestInventoryEdgeSecondDocumentIgnored(t *testing.T) {
 	src := "version: 1\nbindings: []\n---\nversion: 1\nbindings:\n  - name: a\n    select: {services: [a]}\n    credential: {kind: kv-v2, mount: secret, path: a}\n"
 	got, err := ParseInventory("inv.yaml", []byte(src), nil)
 	if err == nil || !strings.HasPrefix(err.Error(), "inv.yaml:3: ") {
@@ -410,7 +401,7 @@ func TestKnownBugSecondDocumentIgnored(t *testing.T) {
 	}
 }
 
-func TestKnownBugYAMLSyntaxErrorLine(t *testing.T) {
+func TestInventoryEdgeYAMLSyntaxErrorLine(t *testing.T) {
 	// The flow mapping opened on line 4 is not closed; yaml.v3 says "line 3".
 	src := "version: 1\nbindings:\n  - name: a\n    select: {services: [a]\n    credential: {kind: kv-v2, mount: secret, path: a}\n"
 	_, err := ParseInventory("inv.yaml", []byte(src), nil)
@@ -419,7 +410,7 @@ func TestKnownBugYAMLSyntaxErrorLine(t *testing.T) {
 	}
 }
 
-func TestKnownBugProblemOrder(t *testing.T) {
+func TestInventoryEdgeProblemOrder(t *testing.T) {
 	first := ""
 	for range 20 {
 		_, err := LoadInventory("testdata/bad/many-problems.yaml", agentKinds)
@@ -431,7 +422,7 @@ func TestKnownBugProblemOrder(t *testing.T) {
 	}
 }
 
-func TestKnownBugDuplicateOfBrokenBinding(t *testing.T) {
+func TestInventoryEdgeDuplicateOfBrokenBinding(t *testing.T) {
 	src := "version: 1\nbindings:\n" +
 		"  - name: a\n    select: {services: [a]}\n    credential: {kind: kv-v2, mount: secret, path: a, action: nope}\n" +
 		"  - name: a\n    select: {services: [b]}\n    credential: {kind: kv-v2, mount: secret, path: b}\n"
@@ -441,7 +432,7 @@ func TestKnownBugDuplicateOfBrokenBinding(t *testing.T) {
 	}
 }
 
-func TestKnownBugDuplicateCategory(t *testing.T) {
+func TestInventoryEdgeDuplicateCategory(t *testing.T) {
 	src := "version: 1\nbindings:\n  - name: a\n    select: {services: [a]}\n" +
 		"    credential: {kind: kv-v2, mount: secret, path: a, options: {overlap: 1h, overlap: 0s}}\n" +
 		"    on: {decommission: revoke, decommission: verify}\n"
