@@ -15,7 +15,9 @@ import (
 )
 
 // catalog is what the agent knows about which credential belongs to which target: the
-// inventory file's bindings, indexed. A reload that fails keeps the last good inventory.
+// inventory file's bindings and those discovered in Vault, in one index (inventory first, so a
+// declared binding wins over a discovered one). A reload that fails keeps the last good
+// inventory; a discovery source that fails keeps its last good bindings.
 type catalog struct {
 	path  string
 	kinds []string
@@ -23,9 +25,27 @@ type catalog struct {
 
 	index atomic.Pointer[discovery.Index]
 
-	mu      sync.Mutex
-	modTime time.Time
-	size    int64
+	mu         sync.Mutex
+	modTime    time.Time
+	size       int64
+	inventory  []discovery.Binding
+	discovered []discovery.Binding
+}
+
+// rebuild indexes the inventory and discovered bindings together; the caller holds c.mu.
+func (c *catalog) rebuild() {
+	all := make([]discovery.Binding, 0, len(c.inventory)+len(c.discovered))
+	all = append(append(all, c.inventory...), c.discovered...)
+	c.index.Store(discovery.NewIndex(all))
+}
+
+// setDiscovered replaces the bindings discovered in Vault.
+func (c *catalog) setDiscovered(bs []discovery.Binding) {
+	c.mu.Lock()
+	c.discovered = bs
+	c.rebuild()
+	c.mu.Unlock()
+	c.log.WithField("bindings", len(bs)).Info("bindings discovered in vault")
 }
 
 // newCatalog loads the inventory at path (none when empty). A broken file at start-up is an
@@ -49,8 +69,9 @@ func (c *catalog) load() error {
 	if err != nil {
 		return err
 	}
-	c.index.Store(discovery.NewIndex(bindings))
 	c.mu.Lock()
+	c.inventory = bindings
+	c.rebuild()
 	if statErr == nil {
 		c.modTime, c.size = info.ModTime(), info.Size()
 	}

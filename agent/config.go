@@ -38,6 +38,9 @@ type Config struct {
 	RetireInterval time.Duration `split_words:"true" default:"15s"`
 	// InventoryFile is the YAML file of bindings from targets to credentials; none when empty.
 	InventoryFile string `split_words:"true"`
+	// DiscoveryFile is a YAML file that turns on discovery of bindings in Vault (KV tags, PKI
+	// certificates, AppRole and token metadata, database static roles); none when empty.
+	DiscoveryFile string `split_words:"true"`
 	// InventoryReloadInterval is how often the inventory file is checked for changes.
 	InventoryReloadInterval time.Duration `split_words:"true" default:"10s"`
 	// Password describes how generated passwords look.
@@ -233,6 +236,7 @@ func (c Config) Validate() error {
 		bad("%s: must be positive", env("STARTUP_TIMEOUT"))
 	}
 	checkFile(&errs, env("INVENTORY_FILE"), c.InventoryFile)
+	checkFile(&errs, env("DISCOVERY_FILE"), c.DiscoveryFile)
 	if c.InventoryReloadInterval < time.Second {
 		bad("%s: must be at least 1s", env("INVENTORY_RELOAD_INTERVAL"))
 	}

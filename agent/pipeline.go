@@ -148,7 +148,7 @@ func (p *pipeline) evidenceEnvelope(changeID, eventID string, changeType events.
 // credential runs one credential through its rotator's steps under the journal. A retryable
 // failure is returned as an error (the change is retried); anything else ends in evidence.
 func (p *pipeline) credential(ctx context.Context, ev *events.ChangeEvent, ref events.CredentialRef, log logrus.FieldLogger, final bool) (events.CredentialEvidence, error) {
-	entry, rev, err := p.journal.entry(ctx, ev.Data.ID, ref.ID())
+	entry, rev, err := p.journal.entry(ctx, ev.Data.ID, ref.Key())
 	if err != nil {
 		return events.CredentialEvidence{}, err
 	}
@@ -156,7 +156,7 @@ func (p *pipeline) credential(ctx context.Context, ev *events.ChangeEvent, ref e
 		return *entry.Evidence, nil
 	}
 	if rev == 0 {
-		entry = journalEntry{ChangeID: ev.Data.ID, EventID: ev.ID, ChangeType: ev.Data.Type, Credential: ref.ID(), Ref: ref}
+		entry = journalEntry{ChangeID: ev.Data.ID, EventID: ev.ID, ChangeType: ev.Data.Type, Credential: ref.Key(), Ref: ref}
 	}
 	ce, err := p.drive(ctx, &entry, &rev, log, final)
 	if err != nil {

@@ -112,10 +112,23 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		retry:          newBackoff(2*time.Second, 2*time.Minute),
 	}
 
+	// Every background goroutine is owned by bgCtx, which ends when Run returns for any
+	// reason; Run then waits for them, so a stop is bounded and leaves nothing running.
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	bgCtx, cancelBg := context.WithCancel(context.Background())
 	defer cancelBg()
+	if cfg.DiscoveryFile != "" {
+		done, err := startDiscovery(bgCtx, cfg.DiscoveryFile, vs.client, cat)
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-done
+		}()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -124,12 +137,12 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		p.retireLoop(ctx, cfg.RetireInterval)
+		p.retireLoop(bgCtx, cfg.RetireInterval)
 	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		cat.watch(ctx, cfg.InventoryReloadInterval, opts.Reload)
+		cat.watch(bgCtx, cfg.InventoryReloadInterval, opts.Reload)
 	}()
 
 	log.WithFields(logrus.Fields{"subject": subjects.ChangeCompleted(), "consumer": cfg.NATS.Consumer, "kinds": registry.Kinds()}).Info("agent started; consuming change events")

@@ -111,7 +111,7 @@ func (ix *Index) Resolve(ch events.Change) []Match {
 	seen := map[string]bool{}
 	var out []Match
 	for _, ref := range ch.Credentials {
-		seen[ref.ID()] = true
+		seen[ref.Key()] = true
 		out = append(out, Match{Credential: ref, Reason: "named in the event", Source: "event"})
 	}
 	if ix == nil {
@@ -119,10 +119,10 @@ func (ix *Index) Resolve(ch events.Change) []Match {
 	}
 	for _, b := range ix.Match(ch.Targets) {
 		ref := applyPolicy(b, ch.Category)
-		if seen[ref.ID()] {
+		if seen[ref.Key()] {
 			continue
 		}
-		seen[ref.ID()] = true
+		seen[ref.Key()] = true
 		out = append(out, Match{
 			Credential: ref,
 			Reason:     fmt.Sprintf("binding %s selects %s", b.Name, b.Selectors.describe()),

@@ -109,6 +109,17 @@ func (c CredentialRef) ID() string {
 	return c.Kind + ":" + c.Mount + "/" + c.Path
 }
 
+// Key identifies the credential for de-duplication and in the journal: its ID, and for kinds
+// whose path is a role (pki, approle-secret-id) the certificate serial and the delivery target
+// that tell two credentials of one role apart.
+func (c CredentialRef) Key() string {
+	key := c.ID()
+	if s, d := c.Options["serial"], c.Options["deliver_to"]; s != "" || d != "" {
+		key += "|" + s + "|" + d
+	}
+	return key
+}
+
 // EffectiveAction is the requested action, or rotate when none was given.
 func (c CredentialRef) EffectiveAction() Action {
 	if c.Action == "" {

@@ -142,11 +142,11 @@ func DecodeChangeEvent(payload []byte, maxBytes int) (*ChangeEvent, *Rejection) 
 	}
 	seen := map[string]bool{}
 	for _, c := range ev.Data.Credentials {
-		if seen[c.ID()] {
+		if seen[c.Key()] {
 			rej.ReasonCode, rej.Reason = ReasonInvalid, fmt.Sprintf("credential %s is named more than once", c.ID())
 			return nil, rej
 		}
-		seen[c.ID()] = true
+		seen[c.Key()] = true
 	}
 	return &ev, nil
 }

@@ -71,7 +71,7 @@ func TestCacheKeepsLastGoodResultOfAFailingSource(t *testing.T) {
 	if len(errs) != 1 || !errors.As(errs[0], &se) || !se.Failed || se.Source != "kv-v2:secret" {
 		t.Fatalf("second refresh errors %v, want the KV source failing", errs)
 	}
-	if got := rep.list(); len(got) != 1 || got[0] != errs[0] {
+	if got := rep.list(); len(got) != 1 || !errors.Is(got[0], errs[0]) {
 		t.Errorf("reported %v, want the KV failure", got)
 	}
 	bs := c.Bindings()
