@@ -13,6 +13,7 @@ import (
 	vault "github.com/hashicorp/vault/api"
 
 	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/internal/vaultfake"
 )
 
 const defaultCharset = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
@@ -218,17 +219,7 @@ func (f *fakePolicyVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func policyVault(t *testing.T, answer func(w http.ResponseWriter, name string)) (*fakePolicyVault, *vault.Client) {
 	t.Helper()
 	f := &fakePolicyVault{t: t, answer: answer}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
-	conf := vault.DefaultConfig()
-	conf.Address = srv.URL
-	conf.MaxRetries = 0
-	client, err := vault.NewClient(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client.SetToken("test-token")
-	return f, client
+	return f, vaultfake.Client(t, f, "test-token")
 }
 
 func answerJSON(w http.ResponseWriter, status int, v any) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rotation-agent/rotation-agent/internal/failpoint"
 	"github.com/rotation-agent/rotation-agent/rotators"
+	"github.com/rotation-agent/rotation-agent/rotators/internal/kvdeliver"
 )
 
 // errVerify marks a new secret id that does not work.
@@ -27,19 +28,19 @@ func (r *Rotator) Prepare(ctx context.Context, req rotators.Request, st *rotator
 	if _, err := r.roleID(ctx, c); err != nil {
 		return err
 	}
-	cur, err := readKV(ctx, r.client, c.kvMount, c.kvPath)
+	cur, err := kvdeliver.Read(ctx, r.client, c.kvMount, c.kvPath)
 	if err != nil {
 		return err
 	}
-	st.SetNote(noteBase, strconv.Itoa(cur.version))
+	st.SetNote(noteBase, strconv.Itoa(cur.Version))
 	if st.Rounds > 0 && st.Before[fpVersion] != "" {
 		return nil
 	}
 	old := c.accessor
 	if old == "" {
-		old = str(cur.data[FieldAccessor])
+		old = str(cur.Data[FieldAccessor])
 	}
-	st.Before = rotators.Fingerprint(fpRole, c.role, fpVersion, strconv.Itoa(cur.version))
+	st.Before = rotators.Fingerprint(fpRole, c.role, fpVersion, strconv.Itoa(cur.Version))
 	if old == "" {
 		return nil
 	}
@@ -94,10 +95,10 @@ func (r *Rotator) Apply(ctx context.Context, req rotators.Request, st *rotators.
 	for k, v := range c.metadata {
 		meta[k] = v
 	}
-	if cur, err := readKV(ctx, r.client, c.kvMount, c.kvPath); err != nil {
+	if cur, err := kvdeliver.Read(ctx, r.client, c.kvMount, c.kvPath); err != nil {
 		return err
-	} else if cur.version != base {
-		return r.conflict(ctx, c, base, cur.version, nil)
+	} else if cur.Version != base {
+		return r.conflict(ctx, c, base, cur.Version, nil)
 	}
 	st.SetNote(noteIntent, req.Now().UTC().Format(time.RFC3339Nano))
 	if err := req.Save(ctx, st); err != nil {
@@ -108,7 +109,7 @@ func (r *Rotator) Apply(ctx context.Context, req rotators.Request, st *rotators.
 		return err
 	}
 	failpoint.Hit(failpoint.AfterVaultWrite)
-	r.pending.put(g.accessor, g.value, req.Now())
+	r.pending.Put(g.accessor, g.value, req.Now())
 	st.SetNote(noteNewAccessor, g.accessor)
 	if g.wrapAccessor != "" {
 		st.SetNote(noteWrapAccessor, g.wrapAccessor)
@@ -116,12 +117,12 @@ func (r *Rotator) Apply(ctx context.Context, req rotators.Request, st *rotators.
 	if err := req.Save(ctx, st); err != nil {
 		return rotators.Retryable(fmt.Errorf("save the new secret id accessor %s: %w", g.accessor, err))
 	}
-	cur, err := readKV(ctx, r.client, c.kvMount, c.kvPath)
+	cur, err := kvdeliver.Read(ctx, r.client, c.kvMount, c.kvPath)
 	if err != nil {
 		return err
 	}
-	if cur.version != base {
-		return r.conflict(ctx, c, base, cur.version, []string{g.accessor})
+	if cur.Version != base {
+		return r.conflict(ctx, c, base, cur.Version, []string{g.accessor})
 	}
 	return r.deliver(ctx, st, c, cur, g.accessor, g.value)
 }
@@ -130,25 +131,25 @@ func (r *Rotator) Apply(ctx context.Context, req rotators.Request, st *rotators.
 // the apply is done; when it is not, every candidate has been destroyed and a fresh secret id
 // must be generated.
 func (r *Rotator) settle(ctx context.Context, st *rotators.State, c config, base int, candidates []string) (bool, error) {
-	cur, err := readKV(ctx, r.client, c.kvMount, c.kvPath)
+	cur, err := kvdeliver.Read(ctx, r.client, c.kvMount, c.kvPath)
 	if err != nil {
 		return false, err
 	}
-	if cur.version != base {
-		acc := str(cur.data[FieldAccessor])
-		if cur.version < base || !slices.Contains(candidates, acc) {
-			return false, r.conflict(ctx, c, base, cur.version, candidates)
+	if cur.Version != base {
+		acc := str(cur.Data[FieldAccessor])
+		if cur.Version < base || !slices.Contains(candidates, acc) {
+			return false, r.conflict(ctx, c, base, cur.Version, candidates)
 		}
 		// The delivery happened; its response was lost.
 		if err := r.destroyAll(ctx, c, without(candidates, acc)); err != nil {
 			return false, err
 		}
-		r.pending.drop(acc)
-		r.delivered(st, c, acc, cur.version)
+		r.pending.Drop(acc)
+		r.delivered(st, c, acc, cur.Version)
 		return true, nil
 	}
 	for _, acc := range candidates {
-		if value, ok := r.pending.get(acc); ok {
+		if value, ok := r.pending.Get(acc); ok {
 			if err := r.destroyAll(ctx, c, without(candidates, acc)); err != nil {
 				return false, err
 			}
@@ -166,27 +167,27 @@ func (r *Rotator) settle(ctx context.Context, st *rotators.State, c config, base
 }
 
 // deliver writes the new secret id (or its wrapping token) over version cur of deliver_to.
-func (r *Rotator) deliver(ctx context.Context, st *rotators.State, c config, cur kvState, acc, value string) error {
+func (r *Rotator) deliver(ctx context.Context, st *rotators.State, c config, cur kvdeliver.State, acc, value string) error {
 	set := map[string]any{FieldAccessor: acc, FieldSecretID: value}
 	drop := FieldWrapped
 	if c.wrapTTL != "" {
 		set = map[string]any{FieldAccessor: acc, FieldWrapped: value}
 		drop = FieldSecretID
 	}
-	v, err := writeKV(ctx, r.client, c.kvMount, c.kvPath, cur.version, withFields(cur.data, set, drop))
+	v, err := kvdeliver.Write(ctx, r.client, c.kvMount, c.kvPath, cur.Version, kvdeliver.WithFields(cur.Data, set, drop))
 	if err != nil {
 		if rotators.IsRetryable(err) {
 			return err // perhaps written: the next attempt reads deliver_to back first
 		}
 		// Nothing was written: the secret id reached no consumer, so it must not stay valid.
-		r.pending.drop(acc)
+		r.pending.Drop(acc)
 		if derr := r.destroy(ctx, c, acc); derr != nil {
 			return rotators.Permanent(fmt.Errorf("%w; destroying the undelivered secret id (accessor %s) also failed: %w", err, acc, derr))
 		}
 		return err
 	}
 	failpoint.Hit(failpoint.AfterVaultWrite)
-	r.pending.drop(acc)
+	r.pending.Drop(acc)
 	r.delivered(st, c, acc, v)
 	return nil
 }
@@ -208,7 +209,7 @@ func (r *Rotator) delivered(st *rotators.State, c config, acc string, version in
 // secret ids.
 func (r *Rotator) conflict(ctx context.Context, c config, base, current int, undelivered []string) error {
 	for _, a := range undelivered {
-		r.pending.drop(a)
+		r.pending.Drop(a)
 	}
 	err := fmt.Errorf("%s changed outside the agent: version %d is current, the rotation started from %d; not overwritten", c.deliverTo(), current, base)
 	if derr := r.destroyAll(ctx, c, undelivered); derr != nil {
@@ -219,7 +220,7 @@ func (r *Rotator) conflict(ctx context.Context, c config, base, current int, und
 
 func (r *Rotator) destroyAll(ctx context.Context, c config, accessors []string) error {
 	for _, a := range accessors {
-		r.pending.drop(a)
+		r.pending.Drop(a)
 		if err := r.destroy(ctx, c, a); err != nil {
 			return err
 		}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/rotators"
+	"github.com/rotation-agent/rotation-agent/rotators/internal/kvdeliver"
+	"github.com/rotation-agent/rotation-agent/rotators/internal/pending"
 )
 
 // Kind is the credential kind handled by this package. A credential of this kind names the
@@ -75,8 +77,10 @@ const (
 // the change id in its metadata; the value lives only in Vault (the deliver_to secret) and,
 // between its generation and its delivery, in the rotator's memory.
 type Rotator struct {
-	client  *vault.Client
-	pending *pending
+	client *vault.Client
+	// pending holds secret ids generated but not yet delivered, by accessor: a retry in
+	// this process delivers the secret id it already generated instead of a second one.
+	pending *pending.Store
 }
 
 var _ rotators.Rotator = (*Rotator)(nil)
@@ -84,7 +88,7 @@ var _ rotators.Rotator = (*Rotator)(nil)
 // New returns an AppRole secret id rotator using client, whose retries should be off: the agent
 // owns retries.
 func New(client *vault.Client) *Rotator {
-	return &Rotator{client: client, pending: newPending()}
+	return &Rotator{client: client, pending: pending.New()}
 }
 
 // Kind returns "approle-secret-id".
@@ -100,15 +104,15 @@ func (r *Rotator) Plan(ctx context.Context, req rotators.Request) (rotators.Plan
 	if _, err := r.roleID(ctx, c); err != nil {
 		return rotators.Plan{}, err
 	}
-	cur, err := readKV(ctx, r.client, c.kvMount, c.kvPath)
+	cur, err := kvdeliver.Read(ctx, r.client, c.kvMount, c.kvPath)
 	if err != nil {
 		return rotators.Plan{}, err
 	}
 	old := c.accessor
 	if old == "" {
-		old = str(cur.data[FieldAccessor])
+		old = str(cur.Data[FieldAccessor])
 	}
-	fp := rotators.Fingerprint(fpRole, c.role, fpVersion, strconv.Itoa(cur.version))
+	fp := rotators.Fingerprint(fpRole, c.role, fpVersion, strconv.Itoa(cur.Version))
 	retire := "nothing to destroy: no old secret id is known (set option accessor to name one)"
 	if old != "" {
 		fp[fpAccessor] = old
@@ -134,7 +138,7 @@ func (r *Rotator) Plan(ctx context.Context, req rotators.Request) (rotators.Plan
 		Current: fp,
 		Changes: []string{
 			fmt.Sprintf("generate a new secret id for role %q at auth/%s with metadata %s=%s", c.role, c.mount, MetaChangeID, req.ChangeID),
-			fmt.Sprintf("%s as version %d, with its accessor in field %s (check-and-set on version %d)", deliver, cur.version+1, FieldAccessor, cur.version),
+			fmt.Sprintf("%s as version %d, with its accessor in field %s (check-and-set on version %d)", deliver, cur.Version+1, FieldAccessor, cur.Version),
 			"verify: " + verify,
 			"after the overlap window: " + retire,
 		},

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/internal/vaultfake"
 	"github.com/rotation-agent/rotation-agent/rotators"
 )
 
@@ -105,12 +106,12 @@ func request(saveErr error, saved *[]rotators.State) rotators.Request {
 }
 
 // preparedFake serves a role and a deliver_to secret at version 1 holding the old secret id.
-func preparedFake(t *testing.T) (*fakeVault, *Rotator, *rotators.State) {
+func preparedFake(t *testing.T) (*vaultfake.Routes, *Rotator, *rotators.State) {
 	t.Helper()
-	f, client := newFakeVault(t)
-	f.on("GET auth/approle/role/payments/role-id", ok(map[string]any{"role_id": "role-id-1"}))
-	f.kvAt(1, map[int]map[string]any{1: {FieldSecretID: oldSecret, FieldAccessor: "acc-old"}})
-	f.on("PUT auth/approle/role/payments/secret-id-accessor/lookup", func(_ url.Values, body map[string]any) (int, any) {
+	f, client := vaultfake.NewRoutes(t, "agent-token")
+	f.On("GET auth/approle/role/payments/role-id", vaultfake.OK(map[string]any{"role_id": "role-id-1"}))
+	f.KVv2("secret", "apps/payments", 1, map[int]map[string]any{1: {FieldSecretID: oldSecret, FieldAccessor: "acc-old"}})
+	f.On("PUT auth/approle/role/payments/secret-id-accessor/lookup", func(_ url.Values, body map[string]any) (int, any) {
 		return http.StatusOK, map[string]any{"data": map[string]any{"secret_id_accessor": body["secret_id_accessor"], "secret_id_num_uses": 0, "metadata": map[string]any{}}}
 	})
 	r := New(client)
@@ -131,7 +132,7 @@ func TestApplySavesIntentBeforeGenerating(t *testing.T) {
 	if err == nil || !rotators.IsRetryable(err) {
 		t.Fatalf("apply error = %v, want retryable", err)
 	}
-	if n := f.count("PUT auth/approle/role/payments/secret-id"); n != 0 {
+	if n := f.Count("PUT auth/approle/role/payments/secret-id"); n != 0 {
 		t.Errorf("a secret id was generated %d times though the intent was not saved", n)
 	}
 }
@@ -140,7 +141,7 @@ func TestApplySavesIntentBeforeGenerating(t *testing.T) {
 func TestGenerateErrorsClassified(t *testing.T) {
 	for status, retry := range map[int]bool{http.StatusServiceUnavailable: true, http.StatusInternalServerError: true, http.StatusBadRequest: false, http.StatusForbidden: false, http.StatusTooManyRequests: true} {
 		f, r, st := preparedFake(t)
-		f.on("PUT auth/approle/role/payments/secret-id", fail(status, "nope"))
+		f.On("PUT auth/approle/role/payments/secret-id", vaultfake.Fail(status, "nope"))
 		err := r.Apply(context.Background(), request(nil, nil), st)
 		if err == nil || rotators.IsRetryable(err) != retry {
 			t.Errorf("status %d: error %v, want retryable=%v", status, err, retry)
@@ -152,15 +153,15 @@ func TestGenerateErrorsClassified(t *testing.T) {
 // destroyed: no consumer has it, so it must not stay valid.
 func TestDeliveryConflictDestroysUndelivered(t *testing.T) {
 	f, r, st := preparedFake(t)
-	f.on("PUT auth/approle/role/payments/secret-id", ok(map[string]any{"secret_id": newSecret, "secret_id_accessor": "acc-new"}))
-	f.on("PUT secret/data/apps/payments", fail(http.StatusBadRequest, "check-and-set parameter did not match the current version"))
-	f.on("PUT auth/approle/role/payments/secret-id-accessor/destroy", func(url.Values, map[string]any) (int, any) { return http.StatusNoContent, nil })
+	f.On("PUT auth/approle/role/payments/secret-id", vaultfake.OK(map[string]any{"secret_id": newSecret, "secret_id_accessor": "acc-new"}))
+	f.On("PUT secret/data/apps/payments", vaultfake.Fail(http.StatusBadRequest, "check-and-set parameter did not match the current version"))
+	f.On("PUT auth/approle/role/payments/secret-id-accessor/destroy", func(url.Values, map[string]any) (int, any) { return http.StatusNoContent, nil })
 	var saved []rotators.State
 	err := r.Apply(context.Background(), request(nil, &saved), st)
 	if err == nil || rotators.IsRetryable(err) || !strings.Contains(err.Error(), "changed outside the agent") {
 		t.Fatalf("apply error = %v, want a permanent conflict", err)
 	}
-	if n := f.count("PUT auth/approle/role/payments/secret-id-accessor/destroy"); n != 1 {
+	if n := f.Count("PUT auth/approle/role/payments/secret-id-accessor/destroy"); n != 1 {
 		t.Errorf("undelivered secret id destroyed %d times, want 1", n)
 	}
 	if len(saved) != 2 || saved[0].Note(noteIntent) == "" || saved[1].Note(noteNewAccessor) != "acc-new" {
@@ -173,21 +174,21 @@ func TestDeliveryConflictDestroysUndelivered(t *testing.T) {
 // nothing delivered and delivers the same secret id without generating another.
 func TestLostDeliveryRetriesSameSecretID(t *testing.T) {
 	f, r, st := preparedFake(t)
-	f.on("PUT auth/approle/role/payments/secret-id", ok(map[string]any{"secret_id": newSecret, "secret_id_accessor": "acc-new"}))
-	f.on("PUT secret/data/apps/payments", fail(http.StatusServiceUnavailable, "unavailable"))
+	f.On("PUT auth/approle/role/payments/secret-id", vaultfake.OK(map[string]any{"secret_id": newSecret, "secret_id_accessor": "acc-new"}))
+	f.On("PUT secret/data/apps/payments", vaultfake.Fail(http.StatusServiceUnavailable, "unavailable"))
 	err := r.Apply(context.Background(), request(nil, nil), st)
 	if err == nil || !rotators.IsRetryable(err) {
 		t.Fatalf("apply error = %v, want retryable", err)
 	}
 	var body map[string]any
-	f.on("PUT secret/data/apps/payments", func(_ url.Values, b map[string]any) (int, any) {
+	f.On("PUT secret/data/apps/payments", func(_ url.Values, b map[string]any) (int, any) {
 		body = b
 		return http.StatusOK, map[string]any{"data": map[string]any{"version": 2}}
 	})
 	if err := r.Apply(context.Background(), request(nil, nil), st); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
-	if n := f.count("PUT auth/approle/role/payments/secret-id"); n != 1 {
+	if n := f.Count("PUT auth/approle/role/payments/secret-id"); n != 1 {
 		t.Errorf("generated %d secret ids, want 1", n)
 	}
 	data, _ := body["data"].(map[string]any)
@@ -204,11 +205,11 @@ func TestLostDeliveryRetriesSameSecretID(t *testing.T) {
 
 // A refused login fails Verify with a retryable error that names the accessor, never the value.
 func TestVerifyRefusedLogin(t *testing.T) {
-	f, client := newFakeVault(t)
-	f.on("GET auth/approle/role/payments/role-id", ok(map[string]any{"role_id": "role-id-1"}))
-	f.kvAt(2, map[int]map[string]any{2: {FieldSecretID: newSecret, FieldAccessor: "acc-new"}})
-	f.on("PUT auth/approle/role/payments/secret-id-accessor/lookup", ok(map[string]any{"secret_id_num_uses": 0}))
-	f.on("PUT auth/approle/login", fail(http.StatusBadRequest, "invalid role or secret ID"))
+	f, client := vaultfake.NewRoutes(t, "agent-token")
+	f.On("GET auth/approle/role/payments/role-id", vaultfake.OK(map[string]any{"role_id": "role-id-1"}))
+	f.KVv2("secret", "apps/payments", 2, map[int]map[string]any{2: {FieldSecretID: newSecret, FieldAccessor: "acc-new"}})
+	f.On("PUT auth/approle/role/payments/secret-id-accessor/lookup", vaultfake.OK(map[string]any{"secret_id_num_uses": 0}))
+	f.On("PUT auth/approle/login", vaultfake.Fail(http.StatusBadRequest, "invalid role or secret ID"))
 	st := &rotators.State{Data: map[string]string{noteNewAccessor: "acc-new", noteNewVersion: "2"}}
 	err := New(client).Verify(context.Background(), request(nil, nil), st)
 	if err == nil || !rotators.IsRetryable(err) || !errors.Is(err, errVerify) || !strings.Contains(err.Error(), "acc-new") {
@@ -219,14 +220,14 @@ func TestVerifyRefusedLogin(t *testing.T) {
 
 // A secret id with limited uses is not spent on a verification login.
 func TestVerifyLimitedUsesSkipsLogin(t *testing.T) {
-	f, client := newFakeVault(t)
-	f.kvAt(2, map[int]map[string]any{2: {FieldSecretID: newSecret, FieldAccessor: "acc-new"}})
-	f.on("PUT auth/approle/role/payments/secret-id-accessor/lookup", ok(map[string]any{"secret_id_num_uses": 1}))
+	f, client := vaultfake.NewRoutes(t, "agent-token")
+	f.KVv2("secret", "apps/payments", 2, map[int]map[string]any{2: {FieldSecretID: newSecret, FieldAccessor: "acc-new"}})
+	f.On("PUT auth/approle/role/payments/secret-id-accessor/lookup", vaultfake.OK(map[string]any{"secret_id_num_uses": 1}))
 	st := &rotators.State{Data: map[string]string{noteNewAccessor: "acc-new", noteNewVersion: "2"}}
 	if err := New(client).Verify(context.Background(), request(nil, nil), st); err != nil {
 		t.Fatalf("verify: %v", err)
 	}
-	if f.count("PUT auth/approle/login") != 0 || !strings.HasPrefix(st.After["verified_by"], "accessor-lookup") {
+	if f.Count("PUT auth/approle/login") != 0 || !strings.HasPrefix(st.After["verified_by"], "accessor-lookup") {
 		t.Errorf("login made or proof not recorded: %v", st.After)
 	}
 }
@@ -234,20 +235,20 @@ func TestVerifyLimitedUsesSkipsLogin(t *testing.T) {
 // Retire fails when the old secret id still logs in after its destroy, and revokes the token
 // that login produced.
 func TestRetireCatchesOldSecretIDStillWorking(t *testing.T) {
-	f, client := newFakeVault(t)
-	f.on("GET auth/approle/role/payments/role-id", ok(map[string]any{"role_id": "role-id-1"}))
-	f.kvAt(2, map[int]map[string]any{1: {FieldSecretID: oldSecret, FieldAccessor: "acc-old"}})
-	f.on("PUT auth/approle/role/payments/secret-id-accessor/lookup", fail(http.StatusNotFound, "failed to find accessor entry"))
-	f.on("PUT auth/approle/login", func(url.Values, map[string]any) (int, any) {
+	f, client := vaultfake.NewRoutes(t, "agent-token")
+	f.On("GET auth/approle/role/payments/role-id", vaultfake.OK(map[string]any{"role_id": "role-id-1"}))
+	f.KVv2("secret", "apps/payments", 2, map[int]map[string]any{1: {FieldSecretID: oldSecret, FieldAccessor: "acc-old"}})
+	f.On("PUT auth/approle/role/payments/secret-id-accessor/lookup", vaultfake.Fail(http.StatusNotFound, "failed to find accessor entry"))
+	f.On("PUT auth/approle/login", func(url.Values, map[string]any) (int, any) {
 		return http.StatusOK, map[string]any{"auth": map[string]any{"client_token": "hvs.leaked-if-printed", "accessor": "tok-acc"}}
 	})
-	f.on("PUT auth/token/revoke-self", func(url.Values, map[string]any) (int, any) { return http.StatusNoContent, nil })
+	f.On("PUT auth/token/revoke-self", func(url.Values, map[string]any) (int, any) { return http.StatusNoContent, nil })
 	st := &rotators.State{Before: map[string]string{fpAccessor: "acc-old", fpVersion: "1"}, Data: map[string]string{noteNewAccessor: "acc-new"}}
 	err := New(client).Retire(context.Background(), request(nil, nil), st)
 	if err == nil || !rotators.IsRetryable(err) || !strings.Contains(err.Error(), "still succeeds") {
 		t.Fatalf("retire error = %v", err)
 	}
-	if f.count("PUT auth/token/revoke-self") != 1 {
+	if f.Count("PUT auth/token/revoke-self") != 1 {
 		t.Error("the token of the unexpected login was not revoked")
 	}
 	if strings.Contains(err.Error(), "hvs.leaked-if-printed") {

@@ -8,9 +8,8 @@ import (
 	"net/http"
 	"strconv"
 
-	vault "github.com/hashicorp/vault/api"
-
 	"github.com/rotation-agent/rotation-agent/rotators"
+	"github.com/rotation-agent/rotation-agent/rotators/internal/vaultcall"
 )
 
 // secretIDInfo is what Vault tells about a secret id by its accessor; it holds no secret.
@@ -24,7 +23,7 @@ type secretIDInfo struct {
 func (r *Rotator) roleID(ctx context.Context, c config) (string, error) {
 	s, err := r.client.Logical().ReadWithContext(ctx, c.rolePath("role-id"))
 	if err != nil {
-		return "", classify(fmt.Sprintf("read role id of AppRole role %q at auth/%s", c.role, c.mount), err)
+		return "", vaultcall.Classify(fmt.Sprintf("read role id of AppRole role %q at auth/%s", c.role, c.mount), err)
 	}
 	id := ""
 	if s != nil {
@@ -40,11 +39,11 @@ func (r *Rotator) roleID(ctx context.Context, c config) (string, error) {
 func (r *Rotator) lookup(ctx context.Context, c config, accessor string) (*secretIDInfo, error) {
 	s, err := r.client.Logical().WriteWithContext(ctx, c.rolePath("secret-id-accessor/lookup"),
 		map[string]any{"secret_id_accessor": accessor})
-	if status(err) == http.StatusNotFound || (err == nil && (s == nil || s.Data == nil)) {
+	if vaultcall.Status(err) == http.StatusNotFound || (err == nil && (s == nil || s.Data == nil)) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, classify(fmt.Sprintf("look up secret id accessor %s of role %q", accessor, c.role), err)
+		return nil, vaultcall.Classify(fmt.Sprintf("look up secret id accessor %s of role %q", accessor, c.role), err)
 	}
 	info := &secretIDInfo{metadata: map[string]string{}, numUses: num(s.Data["secret_id_num_uses"]), expiration: str(s.Data["expiration_time"])}
 	if m, ok := s.Data["metadata"].(map[string]any); ok {
@@ -59,7 +58,7 @@ func (r *Rotator) lookup(ctx context.Context, c config, accessor string) (*secre
 func (r *Rotator) accessors(ctx context.Context, c config) ([]string, error) {
 	s, err := r.client.Logical().ListWithContext(ctx, c.rolePath("secret-id"))
 	if err != nil {
-		return nil, classify(fmt.Sprintf("list secret id accessors of role %q", c.role), err)
+		return nil, vaultcall.Classify(fmt.Sprintf("list secret id accessors of role %q", c.role), err)
 	}
 	if s == nil {
 		return nil, nil
@@ -106,7 +105,7 @@ func (r *Rotator) generate(ctx context.Context, c config, meta map[string]string
 	}
 	client := r.client
 	if c.wrapTTL != "" {
-		if client, err = clientAs(r.client, r.client.Token()); err != nil {
+		if client, err = vaultcall.ClientAs(r.client, r.client.Token()); err != nil {
 			return generated{}, rotators.Permanent(err)
 		}
 		ttl := c.wrapTTL
@@ -114,7 +113,7 @@ func (r *Rotator) generate(ctx context.Context, c config, meta map[string]string
 	}
 	s, err := client.Logical().WriteWithContext(ctx, c.rolePath("secret-id"), map[string]any{"metadata": string(raw)})
 	if err != nil {
-		return generated{}, classify(fmt.Sprintf("generate a secret id for role %q", c.role), err)
+		return generated{}, vaultcall.Classify(fmt.Sprintf("generate a secret id for role %q", c.role), err)
 	}
 	var g generated
 	switch {
@@ -138,14 +137,14 @@ func (r *Rotator) destroy(ctx context.Context, c config, accessor string) error 
 	_, err = r.client.Logical().WriteWithContext(ctx, c.rolePath("secret-id-accessor/destroy"),
 		map[string]any{"secret_id_accessor": accessor})
 	if err != nil {
-		return classify(fmt.Sprintf("destroy secret id accessor %s of role %q", accessor, c.role), err)
+		return vaultcall.Classify(fmt.Sprintf("destroy secret id accessor %s of role %q", accessor, c.role), err)
 	}
 	return nil
 }
 
 // login logs in with role id and secret id and returns the token and its accessor.
 func (r *Rotator) login(ctx context.Context, c config, roleID, secretID string) (token, accessor string, err error) {
-	client, err := clientAs(r.client, "")
+	client, err := vaultcall.ClientAs(r.client, "")
 	if err != nil {
 		return "", "", rotators.Permanent(err)
 	}
@@ -162,7 +161,7 @@ func (r *Rotator) login(ctx context.Context, c config, roleID, secretID string) 
 // revokeLogin revokes a token the rotator's own login produced: with the token itself, or by
 // accessor when its policies do not allow revoke-self.
 func (r *Rotator) revokeLogin(ctx context.Context, token, accessor string) error {
-	client, err := clientAs(r.client, token)
+	client, err := vaultcall.ClientAs(r.client, token)
 	if err != nil {
 		return err
 	}
@@ -171,46 +170,4 @@ func (r *Rotator) revokeLogin(ctx context.Context, token, accessor string) error
 	}
 	_, err = r.client.Logical().WriteWithContext(ctx, "auth/token/revoke-accessor", map[string]any{"accessor": accessor})
 	return err
-}
-
-// clientAs returns a client like c that sends token (none when empty) instead of c's own.
-func clientAs(c *vault.Client, token string) (*vault.Client, error) {
-	out, err := c.Clone()
-	if err != nil {
-		return nil, fmt.Errorf("vault client: %w", err)
-	}
-	out.ClearToken()
-	if token != "" {
-		out.SetToken(token)
-	}
-	out.ClearNamespace()
-	if ns := c.Namespace(); ns != "" {
-		out.SetNamespace(ns)
-	}
-	return out, nil
-}
-
-// status returns the HTTP status of a Vault response error, or 0.
-func status(err error) int {
-	var re *vault.ResponseError
-	if errors.As(err, &re) {
-		return re.StatusCode
-	}
-	return 0
-}
-
-// refused reports whether Vault answered a request with a client error (4xx but 429): the
-// request was understood and denied.
-func refused(err error) bool {
-	s := status(err)
-	return s >= 400 && s < 500 && s != http.StatusTooManyRequests
-}
-
-// classify wraps err with what was being done and marks it retryable or permanent.
-func classify(what string, err error) error {
-	wrapped := fmt.Errorf("%s: %w", what, err)
-	if rotators.IsRetryable(err) {
-		return rotators.Retryable(wrapped)
-	}
-	return rotators.Permanent(wrapped)
 }

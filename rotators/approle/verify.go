@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/rotation-agent/rotation-agent/rotators"
+	"github.com/rotation-agent/rotation-agent/rotators/internal/kvdeliver"
+	"github.com/rotation-agent/rotation-agent/rotators/internal/vaultcall"
 )
 
 // Verify proves the delivered secret id works: it reads it back from deliver_to, checks Vault
@@ -24,11 +26,11 @@ func (r *Rotator) Verify(ctx context.Context, req rotators.Request, st *rotators
 	if err != nil || acc == "" {
 		return rotators.Permanent(fmt.Errorf("state of %s has no delivered secret id", req.Credential.ID()))
 	}
-	got, err := readKVVersion(ctx, r.client, c.kvMount, c.kvPath, version)
+	got, err := kvdeliver.ReadVersion(ctx, r.client, c.kvMount, c.kvPath, version)
 	if err != nil {
 		return err
 	}
-	if str(got.data[FieldAccessor]) != acc {
+	if str(got.Data[FieldAccessor]) != acc {
 		return rotators.Retryable(fmt.Errorf("%w: version %d of %s does not hold the new secret id (accessor %s)", errVerify, version, c.deliverTo(), acc))
 	}
 	info, err := r.lookup(ctx, c, acc)
@@ -45,9 +47,9 @@ func (r *Rotator) Verify(ctx context.Context, req rotators.Request, st *rotators
 		st.After[fpExpiration] = exp
 	}
 	if c.wrapTTL != "" {
-		return r.verifyWrapped(ctx, st, c, str(got.data[FieldWrapped]))
+		return r.verifyWrapped(ctx, st, c, str(got.Data[FieldWrapped]))
 	}
-	secretID := str(got.data[FieldSecretID])
+	secretID := str(got.Data[FieldSecretID])
 	if secretID == "" {
 		return rotators.Retryable(fmt.Errorf("%w: version %d of %s has no %s", errVerify, version, c.deliverTo(), FieldSecretID))
 	}
@@ -76,18 +78,18 @@ func (r *Rotator) verifyWrapped(ctx context.Context, st *rotators.State, c confi
 	if token == "" {
 		return rotators.Retryable(fmt.Errorf("%w: the delivered version of %s has no %s", errVerify, c.deliverTo(), FieldWrapped))
 	}
-	client, err := clientAs(r.client, "")
+	client, err := vaultcall.ClientAs(r.client, "")
 	if err != nil {
 		return rotators.Permanent(err)
 	}
 	s, err := client.Logical().WriteWithContext(ctx, "sys/wrapping/lookup", map[string]any{"token": token})
 	switch {
-	case refused(err):
+	case vaultcall.Refused(err):
 		// Unwrapped already (by the consumer): the secret id's accessor lookup above is the proof.
 		st.After["verified_by"] = "accessor-lookup (wrapping token already unwrapped)"
 		return nil
 	case err != nil:
-		return classify("look up the delivered wrapping token", err)
+		return vaultcall.Classify("look up the delivered wrapping token", err)
 	}
 	want := c.rolePath("secret-id")
 	if s == nil || strings.TrimPrefix(str(s.Data["creation_path"]), "/") != want {
@@ -159,12 +161,12 @@ func (r *Rotator) oldLoginDenied(ctx context.Context, c config, st *rotators.Sta
 	if version == 0 {
 		return "not checked (no earlier deliver_to version)", nil
 	}
-	prev, err := readKVVersion(ctx, r.client, c.kvMount, c.kvPath, version)
+	prev, err := kvdeliver.ReadVersion(ctx, r.client, c.kvMount, c.kvPath, version)
 	if err != nil {
 		return "", err
 	}
-	secretID := str(prev.data[FieldSecretID])
-	if secretID == "" || str(prev.data[FieldAccessor]) != old {
+	secretID := str(prev.Data[FieldSecretID])
+	if secretID == "" || str(prev.Data[FieldAccessor]) != old {
 		return "not checked (version " + strconv.Itoa(version) + " of deliver_to does not hold the old secret id)", nil
 	}
 	roleID, err := r.roleID(ctx, c)
@@ -173,10 +175,10 @@ func (r *Rotator) oldLoginDenied(ctx context.Context, c config, st *rotators.Sta
 	}
 	token, tokenAccessor, err := r.login(ctx, c, roleID, secretID)
 	switch {
-	case refused(err):
+	case vaultcall.Refused(err):
 		return "denied", nil
 	case err != nil:
-		return "", classify("log in with the old secret id to check it is refused", err)
+		return "", vaultcall.Classify("log in with the old secret id to check it is refused", err)
 	}
 	_ = r.revokeLogin(ctx, token, tokenAccessor)
 	return "", rotators.Retryable(fmt.Errorf("%w: a login with the old secret id (accessor %s) still succeeds", errVerify, old))

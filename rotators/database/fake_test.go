@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	vault "github.com/hashicorp/vault/api"
 
 	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/internal/vaultfake"
 	"github.com/rotation-agent/rotation-agent/rotators"
 )
 
@@ -64,17 +64,7 @@ func newFake(t *testing.T) (*fakeVault, *vault.Client) {
 		version: 1,
 		fail:    map[string]int{},
 	}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
-	conf := vault.DefaultConfig()
-	conf.Address = srv.URL
-	conf.MaxRetries = 0
-	client, err := vault.NewClient(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client.SetToken("test-token")
-	return f, client
+	return f, vaultfake.Client(t, f, "test-token")
 }
 
 func (f *fakeVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -84,7 +74,7 @@ func (f *fakeVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	key := r.Method + " " + path
 	f.requests = append(f.requests, key)
 	if code := f.fail[key]; code != 0 {
-		writeJSON(w, code, map[string]any{"errors": []string{fmt.Sprintf("injected %d", code)}})
+		vaultfake.WriteJSON(w, code, map[string]any{"errors": []string{fmt.Sprintf("injected %d", code)}})
 		return
 	}
 	seg := strings.Split(path, "/")
@@ -101,12 +91,12 @@ func (f *fakeVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		role.password = fmt.Sprintf("canary-rotated-password-%04d", f.rotations)
 		role.lvr = time.Now().UTC()
 		if f.lostRotate {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"errors": []string{"lost"}})
+			vaultfake.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"errors": []string{"lost"}})
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
 	case r.Method == http.MethodPut && len(seg) == 3 && seg[1] == "rotate-role":
-		writeJSON(w, http.StatusBadRequest, map[string]any{"errors": []string{"no static role found for role name"}})
+		vaultfake.WriteJSON(w, http.StatusBadRequest, map[string]any{"errors": []string{"no static role found for role name"}})
 	case r.Method == http.MethodGet && len(seg) == 3 && seg[1] == "config" && f.configs[seg[2]] != nil:
 		writeData(w, f.configs[seg[2]])
 	case r.Method == http.MethodGet && len(seg) == 3 && seg[1] == "roles" && f.dynamic[seg[2]] != "":
@@ -133,24 +123,18 @@ func (f *fakeVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			f.markerRace = false
 		}
 		if body.Options.CAS != f.version {
-			writeJSON(w, http.StatusBadRequest, map[string]any{"errors": []string{"check-and-set parameter did not match the current version"}})
+			vaultfake.WriteJSON(w, http.StatusBadRequest, map[string]any{"errors": []string{"check-and-set parameter did not match the current version"}})
 			return
 		}
 		f.marker, f.version = body.Data, f.version+1
 		writeData(w, map[string]any{"version": f.version, "created_time": time.Now().UTC().Format(time.RFC3339Nano), "deletion_time": "", "destroyed": false})
 	default:
-		writeJSON(w, http.StatusNotFound, map[string]any{"errors": []string{}})
+		vaultfake.WriteJSON(w, http.StatusNotFound, map[string]any{"errors": []string{}})
 	}
 }
 
 func writeData(w http.ResponseWriter, data map[string]any) {
-	writeJSON(w, http.StatusOK, map[string]any{"data": data})
-}
-
-func writeJSON(w http.ResponseWriter, code int, body any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(body)
+	vaultfake.WriteJSON(w, http.StatusOK, map[string]any{"data": data})
 }
 
 // snapshot returns the requests so far and the number of rotations.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	vault "github.com/hashicorp/vault/api"
 
 	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/internal/vaultfake"
 	"github.com/rotation-agent/rotation-agent/rotators"
 )
 
@@ -118,20 +118,7 @@ func newFakeVault(t *testing.T, current int, data map[string]any) (*fakeVault, *
 	for v := 1; v <= current; v++ {
 		f.versions[v] = &version{data: copyData(data), created: time.Now().Add(-time.Duration(current-v+1) * time.Hour).UTC()}
 	}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
-	conf := vault.DefaultConfig()
-	if conf.Error != nil {
-		t.Fatal(conf.Error)
-	}
-	conf.Address = srv.URL
-	conf.MaxRetries = 0
-	client, err := vault.NewClient(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client.SetToken("test-token")
-	return f, client
+	return f, vaultfake.Client(t, f, "test-token")
 }
 
 func copyData(m map[string]any) map[string]any {

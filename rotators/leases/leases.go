@@ -15,6 +15,7 @@ import (
 
 	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/rotators"
+	"github.com/rotation-agent/rotation-agent/rotators/internal/vaultcall"
 )
 
 // Kind is the credential kind handled by this package. A credential of this kind names the
@@ -153,7 +154,7 @@ func (r *Rotator) Apply(ctx context.Context, req rotators.Request, st *rotators.
 	}
 	st.SetNote(noteRevokingAt, req.Now().UTC().Format(time.RFC3339Nano))
 	if _, err := r.client.Logical().WriteWithContext(ctx, c.endpoint(), nil); err != nil {
-		return classify("revoke the leases under "+c.prefix, err)
+		return vaultcall.Classify("revoke the leases under "+c.prefix, err)
 	}
 	return nil
 }

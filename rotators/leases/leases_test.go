@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/internal/vaultfake"
 	"github.com/rotation-agent/rotation-agent/rotators"
 )
 
@@ -57,13 +58,13 @@ func request(r events.CredentialRef, now time.Time) rotators.Request {
 }
 
 // leaseFake serves an agent logged in elsewhere and leases h1 (issued at issued) and sub/h2.
-func leaseFake(t *testing.T, issued time.Time) (*fakeVault, *Rotator) {
+func leaseFake(t *testing.T, issued time.Time) (*vaultfake.Routes, *Rotator) {
 	t.Helper()
-	f, client := newFakeVault(t)
-	f.on("GET auth/token/lookup-self", ok(map[string]any{"path": "auth/kubernetes/login"}))
-	f.on("LIST sys/leases/lookup/auth/approle/login", ok(map[string]any{"keys": []string{"h1", "sub/"}}))
-	f.on("LIST sys/leases/lookup/auth/approle/login/sub", ok(map[string]any{"keys": []string{"h2"}}))
-	f.on("PUT sys/leases/lookup", func(_ url.Values, b map[string]any) (int, any) {
+	f, client := vaultfake.NewRoutes(t, "agent-token")
+	f.On("GET auth/token/lookup-self", vaultfake.OK(map[string]any{"path": "auth/kubernetes/login"}))
+	f.On("LIST sys/leases/lookup/auth/approle/login", vaultfake.OK(map[string]any{"keys": []string{"h1", "sub/"}}))
+	f.On("LIST sys/leases/lookup/auth/approle/login/sub", vaultfake.OK(map[string]any{"keys": []string{"h2"}}))
+	f.On("PUT sys/leases/lookup", func(_ url.Values, b map[string]any) (int, any) {
 		return http.StatusOK, map[string]any{"data": map[string]any{"id": b["lease_id"], "issue_time": issued.Format(time.RFC3339Nano)}}
 	})
 	return f, New(client)
@@ -79,7 +80,7 @@ func TestPlanCountsLeasesInSubFolders(t *testing.T) {
 	if plan.Current["leases"] != "2" || plan.Action != events.ActionRevoke || !strings.Contains(plan.Changes[0], "revoke-prefix") {
 		t.Errorf("plan = %+v", plan)
 	}
-	for _, c := range f.calls {
+	for _, c := range f.Calls() {
 		if strings.HasPrefix(c, "PUT sys/leases/revoke") {
 			t.Errorf("plan wrote: %s", c)
 		}
@@ -100,7 +101,7 @@ func TestApplyEndpointsAndErrors(t *testing.T) {
 		{false, http.StatusForbidden, "PUT sys/leases/revoke-prefix/auth/approle/login", false},
 	} {
 		f, r := leaseFake(t, time.Now())
-		f.on(tc.route, func(url.Values, map[string]any) (int, any) {
+		f.On(tc.route, func(url.Values, map[string]any) (int, any) {
 			if tc.status >= 400 {
 				return tc.status, map[string]any{"errors": []string{"nope"}}
 			}
@@ -112,7 +113,7 @@ func TestApplyEndpointsAndErrors(t *testing.T) {
 		}
 		st := &rotators.State{}
 		err := r.Apply(context.Background(), request(ref(opts), time.Now()), st)
-		if f.count(tc.route) != 1 {
+		if f.Count(tc.route) != 1 {
 			t.Errorf("%s not called", tc.route)
 		}
 		if tc.status < 400 && err != nil {
@@ -145,7 +146,7 @@ func TestVerifySurvivorsAndNewLeases(t *testing.T) {
 
 	// Leases revoked between the listing and their lookup are gone, not survivors.
 	f, r := leaseFake(t, revokedAt.Add(-time.Minute))
-	f.on("PUT sys/leases/lookup", fail(http.StatusBadRequest, "invalid lease"))
+	f.On("PUT sys/leases/lookup", vaultfake.Fail(http.StatusBadRequest, "invalid lease"))
 	if err := r.Verify(context.Background(), request(ref(nil), revokedAt), st); err != nil {
 		t.Fatalf("verify: %v", err)
 	}
@@ -153,8 +154,8 @@ func TestVerifySurvivorsAndNewLeases(t *testing.T) {
 
 // A prefix covering the agent's own login is refused before anything is revoked.
 func TestRefusesAgentOwnLogin(t *testing.T) {
-	f, client := newFakeVault(t)
-	f.on("GET auth/token/lookup-self", ok(map[string]any{"path": "auth/approle/login"}))
+	f, client := vaultfake.NewRoutes(t, "agent-token")
+	f.On("GET auth/token/lookup-self", vaultfake.OK(map[string]any{"path": "auth/approle/login"}))
 	r := New(client)
 	for _, prefix := range []events.CredentialRef{ref(nil), {Kind: Kind, Mount: "auth", Path: "approle"}} {
 		err := r.Prepare(context.Background(), request(prefix, time.Now()), &rotators.State{})

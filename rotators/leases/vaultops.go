@@ -2,15 +2,13 @@ package leases
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
-	vault "github.com/hashicorp/vault/api"
-
 	"github.com/rotation-agent/rotation-agent/rotators"
+	"github.com/rotation-agent/rotation-agent/rotators/internal/vaultcall"
 )
 
 // list walks sys/leases/lookup under prefix and returns every lease id.
@@ -22,7 +20,7 @@ func (r *Rotator) list(ctx context.Context, prefix string) ([]string, error) {
 		dirs = dirs[1:]
 		s, err := r.client.Logical().ListWithContext(ctx, "sys/leases/lookup/"+dir)
 		if err != nil {
-			return nil, classify("list the leases under "+dir, err)
+			return nil, vaultcall.Classify("list the leases under "+dir, err)
 		}
 		if s == nil {
 			continue
@@ -45,11 +43,11 @@ func (r *Rotator) list(ctx context.Context, prefix string) ([]string, error) {
 // issued returns when a lease was issued, or the zero time when it no longer exists.
 func (r *Rotator) issued(ctx context.Context, id string) (time.Time, error) {
 	s, err := r.client.Logical().WriteWithContext(ctx, "sys/leases/lookup", map[string]any{"lease_id": id})
-	if status(err) == http.StatusBadRequest || (err == nil && (s == nil || s.Data == nil)) {
+	if vaultcall.Status(err) == http.StatusBadRequest || (err == nil && (s == nil || s.Data == nil)) {
 		return time.Time{}, nil // "invalid lease"
 	}
 	if err != nil {
-		return time.Time{}, classify("look up a lease under "+prefixOf(id), err)
+		return time.Time{}, vaultcall.Classify("look up a lease under "+prefixOf(id), err)
 	}
 	raw, _ := s.Data["issue_time"].(string)
 	t, err := time.Parse(time.RFC3339Nano, raw)
@@ -64,7 +62,7 @@ func (r *Rotator) issued(ctx context.Context, id string) (time.Time, error) {
 func (r *Rotator) notSelf(ctx context.Context, c config) error {
 	s, err := r.client.Auth().Token().LookupSelfWithContext(ctx)
 	if err != nil {
-		return classify("look up the agent's own token", err)
+		return vaultcall.Classify("look up the agent's own token", err)
 	}
 	if s == nil {
 		return nil
@@ -83,22 +81,4 @@ func prefixOf(id string) string {
 		return id[:i]
 	}
 	return id
-}
-
-// status returns the HTTP status of a Vault response error, or 0.
-func status(err error) int {
-	var re *vault.ResponseError
-	if errors.As(err, &re) {
-		return re.StatusCode
-	}
-	return 0
-}
-
-// classify wraps err with what was being done and marks it retryable or permanent.
-func classify(what string, err error) error {
-	wrapped := fmt.Errorf("%s: %w", what, err)
-	if rotators.IsRetryable(err) {
-		return rotators.Retryable(wrapped)
-	}
-	return rotators.Permanent(wrapped)
 }

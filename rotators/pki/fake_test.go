@@ -8,7 +8,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	vault "github.com/hashicorp/vault/api"
 
 	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/internal/vaultfake"
 	"github.com/rotation-agent/rotation-agent/rotators"
 )
 
@@ -47,17 +47,7 @@ func newFake(t *testing.T) (*fakeVault, *vault.Client) {
 	f.certs["42"] = oldPEM
 	f.kvVersion = 1
 	f.kvData = map[string]any{"certificate": oldPEM, "private_key": oldKey, "serial": "42"}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
-	conf := vault.DefaultConfig()
-	conf.Address = srv.URL
-	conf.MaxRetries = 0
-	c, err := vault.NewClient(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetToken("test-token")
-	return f, c
+	return f, vaultfake.Client(t, f, "test-token")
 }
 
 func names2tmpl() *x509.Certificate {

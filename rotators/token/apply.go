@@ -11,6 +11,7 @@ import (
 
 	"github.com/rotation-agent/rotation-agent/internal/failpoint"
 	"github.com/rotation-agent/rotation-agent/rotators"
+	"github.com/rotation-agent/rotation-agent/rotators/internal/kvdeliver"
 )
 
 // errVerify marks a token that is not in the state the step expects.
@@ -39,16 +40,16 @@ func (r *Rotator) Prepare(ctx context.Context, req rotators.Request, st *rotator
 	if err := r.checkRole(ctx, c.role); err != nil {
 		return err
 	}
-	cur, err := readKV(ctx, r.client, c.kvMount, c.kvPath)
+	cur, err := kvdeliver.Read(ctx, r.client, c.kvMount, c.kvPath)
 	if err != nil {
 		return err
 	}
-	st.SetNote(noteBase, strconv.Itoa(cur.version))
+	st.SetNote(noteBase, strconv.Itoa(cur.Version))
 	if st.Rounds > 0 && st.Before[fpVersion] != "" {
-		return r.supersede(ctx, req, st, str(cur.data[FieldAccessor]))
+		return r.supersede(ctx, req, st, str(cur.Data[FieldAccessor]))
 	}
 	st.Before = fingerprint(c.accessor, info)
-	st.Before[fpVersion] = strconv.Itoa(cur.version)
+	st.Before[fpVersion] = strconv.Itoa(cur.Version)
 	return nil
 }
 
@@ -115,10 +116,10 @@ func (r *Rotator) Apply(ctx context.Context, req rotators.Request, st *rotators.
 		}
 	}
 	meta := map[string]string{MetaChangeID: req.ChangeID, MetaRound: strconv.Itoa(st.Rounds)}
-	if cur, err := readKV(ctx, r.client, c.kvMount, c.kvPath); err != nil {
+	if cur, err := kvdeliver.Read(ctx, r.client, c.kvMount, c.kvPath); err != nil {
 		return err
-	} else if cur.version != base {
-		return r.conflict(ctx, c, base, cur.version, nil)
+	} else if cur.Version != base {
+		return r.conflict(ctx, c, base, cur.Version, nil)
 	}
 	st.SetNote(noteIntent, req.Now().UTC().Format(time.RFC3339Nano))
 	if err := req.Save(ctx, st); err != nil {
@@ -129,17 +130,17 @@ func (r *Rotator) Apply(ctx context.Context, req rotators.Request, st *rotators.
 		return err
 	}
 	failpoint.Hit(failpoint.AfterVaultWrite)
-	r.pending.put(acc, token, req.Now())
+	r.pending.Put(acc, token, req.Now())
 	st.SetNote(noteNewAccessor, acc)
 	if err := req.Save(ctx, st); err != nil {
 		return rotators.Retryable(fmt.Errorf("save the new token accessor %s: %w", acc, err))
 	}
-	cur, err := readKV(ctx, r.client, c.kvMount, c.kvPath)
+	cur, err := kvdeliver.Read(ctx, r.client, c.kvMount, c.kvPath)
 	if err != nil {
 		return err
 	}
-	if cur.version != base {
-		return r.conflict(ctx, c, base, cur.version, []string{acc})
+	if cur.Version != base {
+		return r.conflict(ctx, c, base, cur.Version, []string{acc})
 	}
 	return r.deliver(ctx, st, c, cur, acc, token)
 }
@@ -147,24 +148,24 @@ func (r *Rotator) Apply(ctx context.Context, req rotators.Request, st *rotators.
 // settle resumes an apply that already created tokens (candidates). It reports whether the
 // apply is done; when it is not, every candidate has been revoked.
 func (r *Rotator) settle(ctx context.Context, st *rotators.State, c config, base int, candidates []string) (bool, error) {
-	cur, err := readKV(ctx, r.client, c.kvMount, c.kvPath)
+	cur, err := kvdeliver.Read(ctx, r.client, c.kvMount, c.kvPath)
 	if err != nil {
 		return false, err
 	}
-	if cur.version != base {
-		acc := str(cur.data[FieldAccessor])
-		if cur.version < base || !slices.Contains(candidates, acc) {
-			return false, r.conflict(ctx, c, base, cur.version, candidates)
+	if cur.Version != base {
+		acc := str(cur.Data[FieldAccessor])
+		if cur.Version < base || !slices.Contains(candidates, acc) {
+			return false, r.conflict(ctx, c, base, cur.Version, candidates)
 		}
 		if err := r.revokeAll(ctx, without(candidates, acc)); err != nil {
 			return false, err
 		}
-		r.pending.drop(acc)
-		r.delivered(st, c, acc, cur.version)
+		r.pending.Drop(acc)
+		r.delivered(st, c, acc, cur.Version)
 		return true, nil
 	}
 	for _, acc := range candidates {
-		if value, ok := r.pending.get(acc); ok {
+		if value, ok := r.pending.Get(acc); ok {
 			if err := r.revokeAll(ctx, without(candidates, acc)); err != nil {
 				return false, err
 			}
@@ -180,20 +181,20 @@ func (r *Rotator) settle(ctx context.Context, st *rotators.State, c config, base
 }
 
 // deliver writes the replacement token over version cur of deliver_to.
-func (r *Rotator) deliver(ctx context.Context, st *rotators.State, c config, cur kvState, acc, token string) error {
-	v, err := writeKV(ctx, r.client, c.kvMount, c.kvPath, cur.version, withFields(cur.data, map[string]any{FieldToken: token, FieldAccessor: acc}))
+func (r *Rotator) deliver(ctx context.Context, st *rotators.State, c config, cur kvdeliver.State, acc, token string) error {
+	v, err := kvdeliver.Write(ctx, r.client, c.kvMount, c.kvPath, cur.Version, kvdeliver.WithFields(cur.Data, map[string]any{FieldToken: token, FieldAccessor: acc}))
 	if err != nil {
 		if rotators.IsRetryable(err) {
 			return err // perhaps written: the next attempt reads deliver_to back first
 		}
-		r.pending.drop(acc)
+		r.pending.Drop(acc)
 		if rerr := r.revokeAccessor(ctx, acc); rerr != nil {
 			return rotators.Permanent(fmt.Errorf("%w; revoking the undelivered token (accessor %s) also failed: %w", err, acc, rerr))
 		}
 		return err
 	}
 	failpoint.Hit(failpoint.AfterVaultWrite)
-	r.pending.drop(acc)
+	r.pending.Drop(acc)
 	r.delivered(st, c, acc, v)
 	return nil
 }
@@ -219,7 +220,7 @@ func (r *Rotator) conflict(ctx context.Context, c config, base, current int, und
 
 func (r *Rotator) revokeAll(ctx context.Context, accessors []string) error {
 	for _, a := range accessors {
-		r.pending.drop(a)
+		r.pending.Drop(a)
 		if err := r.revokeAccessor(ctx, a); err != nil {
 			return err
 		}

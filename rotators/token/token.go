@@ -14,6 +14,8 @@ import (
 
 	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/rotators"
+	"github.com/rotation-agent/rotation-agent/rotators/internal/kvdeliver"
+	"github.com/rotation-agent/rotation-agent/rotators/internal/pending"
 )
 
 // Kind is the credential kind handled by this package. A credential of this kind has Mount
@@ -75,14 +77,16 @@ const (
 // Rotator revokes or rotates one token per credential. Token values live only in Vault (the
 // deliver_to secret) and, between a replacement's creation and its delivery, in memory.
 type Rotator struct {
-	client  *vault.Client
-	pending *pending
+	client *vault.Client
+	// pending holds tokens created but not yet delivered, by accessor: a retry in this
+	// process delivers the token it already created instead of a second one.
+	pending *pending.Store
 }
 
 var _ rotators.Rotator = (*Rotator)(nil)
 
 // New returns a token rotator using client, whose retries should be off: the agent owns retries.
-func New(client *vault.Client) *Rotator { return &Rotator{client: client, pending: newPending()} }
+func New(client *vault.Client) *Rotator { return &Rotator{client: client, pending: pending.New()} }
 
 // Kind returns "token".
 func (r *Rotator) Kind() string { return Kind }
@@ -186,17 +190,17 @@ func (r *Rotator) Plan(ctx context.Context, req rotators.Request) (rotators.Plan
 	if err := r.checkRole(ctx, c.role); err != nil {
 		return rotators.Plan{}, err
 	}
-	cur, err := readKV(ctx, r.client, c.kvMount, c.kvPath)
+	cur, err := kvdeliver.Read(ctx, r.client, c.kvMount, c.kvPath)
 	if err != nil {
 		return rotators.Plan{}, err
 	}
-	fp[fpVersion] = strconv.Itoa(cur.version)
+	fp[fpVersion] = strconv.Itoa(cur.Version)
 	return rotators.Plan{
 		Action:  events.ActionRotate,
 		Current: fp,
 		Changes: []string{
 			fmt.Sprintf("create a replacement token from token role %q (auth/token/create/%s) with metadata %s=%s", c.role, c.role, MetaChangeID, req.ChangeID),
-			fmt.Sprintf("write it to %s fields %s and %s as version %d (check-and-set on version %d)", c.deliverTo(), FieldToken, FieldAccessor, cur.version+1, cur.version),
+			fmt.Sprintf("write it to %s fields %s and %s as version %d (check-and-set on version %d)", c.deliverTo(), FieldToken, FieldAccessor, cur.Version+1, cur.Version),
 			"verify: auth/token/lookup-self with the replacement token",
 			"after the overlap window: " + revoke,
 		},

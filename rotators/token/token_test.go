@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/internal/vaultfake"
 	"github.com/rotation-agent/rotation-agent/rotators"
 )
 
@@ -84,15 +85,15 @@ func request(ref events.CredentialRef, saveErr error) rotators.Request {
 	}
 }
 
-func agentSelf(f *fakeVault) {
-	f.on("GET auth/token/lookup-self", ok(map[string]any{"accessor": "acc-agent"}))
+func agentSelf(f *vaultfake.Routes) {
+	f.On("GET auth/token/lookup-self", vaultfake.OK(map[string]any{"accessor": "acc-agent"}))
 }
 
 // Vault's answers are classified: a missing accessor is "not found", 5xx retries, 403 does not.
 func TestLookupAccessorClassified(t *testing.T) {
 	for status, want := range map[int]string{http.StatusBadRequest: "gone", http.StatusServiceUnavailable: "retryable", http.StatusForbidden: "permanent"} {
-		f, client := newFakeVault(t)
-		f.on("PUT auth/token/lookup-accessor", fail(status, "nope"))
+		f, client := vaultfake.NewRoutes(t, "agent-token")
+		f.On("PUT auth/token/lookup-accessor", vaultfake.Fail(status, "nope"))
 		info, err := New(client).lookupAccessor(context.Background(), "acc-1")
 		got := "gone"
 		if err != nil {
@@ -108,9 +109,9 @@ func TestLookupAccessorClassified(t *testing.T) {
 
 // Revoke is idempotent: a token already gone is not revoked again, and Verify then succeeds.
 func TestRevokeAlreadyGone(t *testing.T) {
-	f, client := newFakeVault(t)
+	f, client := vaultfake.NewRoutes(t, "agent-token")
 	agentSelf(f)
-	f.on("PUT auth/token/lookup-accessor", fail(http.StatusBadRequest, "invalid accessor"))
+	f.On("PUT auth/token/lookup-accessor", vaultfake.Fail(http.StatusBadRequest, "invalid accessor"))
 	r := New(client)
 	ref := events.CredentialRef{Kind: Kind, Mount: "token", Path: "acc-1"}
 	st := &rotators.State{}
@@ -119,15 +120,15 @@ func TestRevokeAlreadyGone(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if f.count("PUT auth/token/revoke-accessor") != 0 || st.Before[fpState] != "not found" || st.After[fpState] != "revoked" {
-		t.Errorf("revoke calls %d, before %v after %v", f.count("PUT auth/token/revoke-accessor"), st.Before, st.After)
+	if f.Count("PUT auth/token/revoke-accessor") != 0 || st.Before[fpState] != "not found" || st.After[fpState] != "revoked" {
+		t.Errorf("revoke calls %d, before %v after %v", f.Count("PUT auth/token/revoke-accessor"), st.Before, st.After)
 	}
 }
 
 // Verify fails, retryably, while the token is still found after the revoke.
 func TestVerifyCatchesSurvivingToken(t *testing.T) {
-	f, client := newFakeVault(t)
-	f.on("PUT auth/token/lookup-accessor", ok(map[string]any{"accessor": "acc-1"}))
+	f, client := vaultfake.NewRoutes(t, "agent-token")
+	f.On("PUT auth/token/lookup-accessor", vaultfake.OK(map[string]any{"accessor": "acc-1"}))
 	err := New(client).Verify(context.Background(), request(events.CredentialRef{Kind: Kind, Mount: "token", Path: "acc-1"}, nil), &rotators.State{})
 	if err == nil || !rotators.IsRetryable(err) || !errors.Is(err, errVerify) {
 		t.Fatalf("verify error = %v", err)
@@ -135,15 +136,15 @@ func TestVerifyCatchesSurvivingToken(t *testing.T) {
 }
 
 // rotateFake serves a role, an old token and deliver_to at version 1.
-func rotateFake(t *testing.T) (*fakeVault, *Rotator, *rotators.State) {
+func rotateFake(t *testing.T) (*vaultfake.Routes, *Rotator, *rotators.State) {
 	t.Helper()
-	f, client := newFakeVault(t)
+	f, client := vaultfake.NewRoutes(t, "agent-token")
 	agentSelf(f)
-	f.on("PUT auth/token/lookup-accessor", func(_ url.Values, b map[string]any) (int, any) {
+	f.On("PUT auth/token/lookup-accessor", func(_ url.Values, b map[string]any) (int, any) {
 		return http.StatusOK, map[string]any{"data": map[string]any{"accessor": b["accessor"], "policies": []string{"default"}, "num_uses": 0}}
 	})
-	f.on("GET auth/token/roles/ci", ok(map[string]any{"orphan": true, "token_type": "default-service"}))
-	f.kvAt(1, map[int]map[string]any{1: {FieldToken: oldToken, FieldAccessor: "acc-old"}})
+	f.On("GET auth/token/roles/ci", vaultfake.OK(map[string]any{"orphan": true, "token_type": "default-service"}))
+	f.KVv2("secret", "apps/ci", 1, map[int]map[string]any{1: {FieldToken: oldToken, FieldAccessor: "acc-old"}})
 	r := New(client)
 	st := &rotators.State{}
 	if err := r.Prepare(context.Background(), request(rotateRef(), nil), st); err != nil {
@@ -159,7 +160,7 @@ func TestApplySavesIntentBeforeCreating(t *testing.T) {
 	if err == nil || !rotators.IsRetryable(err) {
 		t.Fatalf("apply error = %v", err)
 	}
-	if f.count("PUT auth/token/create/ci") != 0 {
+	if f.Count("PUT auth/token/create/ci") != 0 {
 		t.Error("a token was created though the intent was not saved")
 	}
 }
@@ -173,14 +174,14 @@ func TestCheckRole(t *testing.T) {
 		{map[string]any{"orphan": false}, "orphan=true"},
 		{map[string]any{"orphan": true, "token_type": "batch"}, "no accessor"},
 	} {
-		f, client := newFakeVault(t)
-		f.on("GET auth/token/roles/ci", ok(tc.data))
+		f, client := vaultfake.NewRoutes(t, "agent-token")
+		f.On("GET auth/token/roles/ci", vaultfake.OK(tc.data))
 		err := New(client).checkRole(context.Background(), "ci")
 		if err == nil || rotators.IsRetryable(err) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("role %v: %v, want permanent %q", tc.data, err, tc.want)
 		}
 	}
-	f, client := newFakeVault(t)
+	f, client := vaultfake.NewRoutes(t, "agent-token")
 	_ = f
 	if err := New(client).checkRole(context.Background(), "missing"); err == nil || rotators.IsRetryable(err) {
 		t.Errorf("missing role: %v", err)
@@ -189,10 +190,10 @@ func TestCheckRole(t *testing.T) {
 
 // A replacement that lookup-self refuses fails Verify without its value in the error.
 func TestVerifyRefusedReplacement(t *testing.T) {
-	f, client := newFakeVault(t)
-	f.kvAt(2, map[int]map[string]any{2: {FieldToken: newToken, FieldAccessor: "acc-new"}})
-	f.on("PUT auth/token/lookup-accessor", ok(map[string]any{"accessor": "acc-new", "num_uses": 0}))
-	f.on("GET auth/token/lookup-self", fail(http.StatusForbidden, "permission denied"))
+	f, client := vaultfake.NewRoutes(t, "agent-token")
+	f.KVv2("secret", "apps/ci", 2, map[int]map[string]any{2: {FieldToken: newToken, FieldAccessor: "acc-new"}})
+	f.On("PUT auth/token/lookup-accessor", vaultfake.OK(map[string]any{"accessor": "acc-new", "num_uses": 0}))
+	f.On("GET auth/token/lookup-self", vaultfake.Fail(http.StatusForbidden, "permission denied"))
 	st := &rotators.State{Data: map[string]string{noteNewAccessor: "acc-new", noteNewVersion: "2"}}
 	err := New(client).Verify(context.Background(), request(rotateRef(), nil), st)
 	if err == nil || !rotators.IsRetryable(err) || !errors.Is(err, errVerify) {
@@ -205,10 +206,10 @@ func TestVerifyRefusedReplacement(t *testing.T) {
 
 // Retire fails while a request with the old token still succeeds after its revocation.
 func TestRetireCatchesOldTokenStillWorking(t *testing.T) {
-	f, client := newFakeVault(t)
-	f.kvAt(2, map[int]map[string]any{1: {FieldToken: oldToken, FieldAccessor: "acc-old"}})
-	f.on("PUT auth/token/lookup-accessor", fail(http.StatusBadRequest, "invalid accessor"))
-	f.on("GET auth/token/lookup-self", ok(map[string]any{"accessor": "acc-old"}))
+	f, client := vaultfake.NewRoutes(t, "agent-token")
+	f.KVv2("secret", "apps/ci", 2, map[int]map[string]any{1: {FieldToken: oldToken, FieldAccessor: "acc-old"}})
+	f.On("PUT auth/token/lookup-accessor", vaultfake.Fail(http.StatusBadRequest, "invalid accessor"))
+	f.On("GET auth/token/lookup-self", vaultfake.OK(map[string]any{"accessor": "acc-old"}))
 	st := &rotators.State{Before: map[string]string{fpAccessor: "acc-old", fpVersion: "1"}, Data: map[string]string{noteNewAccessor: "acc-new"}}
 	err := New(client).Retire(context.Background(), request(rotateRef(), nil), st)
 	if err == nil || !rotators.IsRetryable(err) || !strings.Contains(err.Error(), "still succeeds") || strings.Contains(err.Error(), oldToken) {
@@ -219,16 +220,16 @@ func TestRetireCatchesOldTokenStillWorking(t *testing.T) {
 // A conflict on the delivery revokes the undelivered replacement and is permanent.
 func TestDeliveryConflictRevokesUndelivered(t *testing.T) {
 	f, r, st := rotateFake(t)
-	f.on("PUT auth/token/create/ci", func(url.Values, map[string]any) (int, any) {
+	f.On("PUT auth/token/create/ci", func(url.Values, map[string]any) (int, any) {
 		return http.StatusOK, map[string]any{"auth": map[string]any{"client_token": newToken, "accessor": "acc-new"}}
 	})
-	f.on("PUT secret/data/apps/ci", fail(http.StatusBadRequest, "check-and-set parameter did not match the current version"))
-	f.on("PUT auth/token/revoke-accessor", func(url.Values, map[string]any) (int, any) { return http.StatusNoContent, nil })
+	f.On("PUT secret/data/apps/ci", vaultfake.Fail(http.StatusBadRequest, "check-and-set parameter did not match the current version"))
+	f.On("PUT auth/token/revoke-accessor", func(url.Values, map[string]any) (int, any) { return http.StatusNoContent, nil })
 	err := r.Apply(context.Background(), request(rotateRef(), nil), st)
 	if err == nil || rotators.IsRetryable(err) || strings.Contains(err.Error(), newToken) {
 		t.Fatalf("apply error = %v", err)
 	}
-	if f.count("PUT auth/token/revoke-accessor") != 1 {
+	if f.Count("PUT auth/token/revoke-accessor") != 1 {
 		t.Error("the undelivered replacement was not revoked")
 	}
 }

@@ -8,9 +8,8 @@ import (
 	"net/http"
 	"strconv"
 
-	vault "github.com/hashicorp/vault/api"
-
 	"github.com/rotation-agent/rotation-agent/rotators"
+	"github.com/rotation-agent/rotation-agent/rotators/internal/vaultcall"
 )
 
 // maxSearch bounds how many token accessors a resumed rotation looks up to find a token it
@@ -24,11 +23,11 @@ var errSearchUnavailable = errors.New("token search unavailable")
 // lookupAccessor looks a token up by accessor; it returns nil when no token has it.
 func (r *Rotator) lookupAccessor(ctx context.Context, accessor string) (map[string]any, error) {
 	s, err := r.client.Logical().WriteWithContext(ctx, "auth/token/lookup-accessor", map[string]any{"accessor": accessor})
-	if status(err) == http.StatusBadRequest {
+	if vaultcall.Status(err) == http.StatusBadRequest {
 		return nil, nil // "invalid accessor": no such token
 	}
 	if err != nil {
-		return nil, classify("look up token accessor "+accessor, err)
+		return nil, vaultcall.Classify("look up token accessor "+accessor, err)
 	}
 	if s == nil || s.Data == nil {
 		return nil, nil
@@ -43,7 +42,7 @@ func (r *Rotator) revokeAccessor(ctx context.Context, accessor string) error {
 		return err
 	}
 	if _, err := r.client.Logical().WriteWithContext(ctx, "auth/token/revoke-accessor", map[string]any{"accessor": accessor}); err != nil {
-		return classify("revoke token accessor "+accessor, err)
+		return vaultcall.Classify("revoke token accessor "+accessor, err)
 	}
 	return nil
 }
@@ -52,7 +51,7 @@ func (r *Rotator) revokeAccessor(ctx context.Context, accessor string) error {
 func (r *Rotator) notSelf(ctx context.Context, accessor string) error {
 	s, err := r.client.Auth().Token().LookupSelfWithContext(ctx)
 	if err != nil {
-		return classify("look up the agent's own token", err)
+		return vaultcall.Classify("look up the agent's own token", err)
 	}
 	if s != nil && str(s.Data["accessor"]) == accessor {
 		return rotators.Permanent(fmt.Errorf("accessor %s is the agent's own token; not revoked", accessor))
@@ -65,7 +64,7 @@ func (r *Rotator) notSelf(ctx context.Context, accessor string) error {
 func (r *Rotator) checkRole(ctx context.Context, role string) error {
 	s, err := r.client.Logical().ReadWithContext(ctx, "auth/token/roles/"+role)
 	if err != nil {
-		return classify("read token role "+role, err)
+		return vaultcall.Classify("read token role "+role, err)
 	}
 	if s == nil || s.Data == nil {
 		return rotators.Permanent(fmt.Errorf("token role %q not found", role))
@@ -85,7 +84,7 @@ func (r *Rotator) checkRole(ctx context.Context, role string) error {
 func (r *Rotator) create(ctx context.Context, role string, meta map[string]string) (token, accessor string, err error) {
 	s, err := r.client.Logical().WriteWithContext(ctx, "auth/token/create/"+role, map[string]any{"meta": meta})
 	if err != nil {
-		return "", "", classify("create a token from role "+role, err)
+		return "", "", vaultcall.Classify("create a token from role "+role, err)
 	}
 	if s == nil || s.Auth == nil || s.Auth.ClientToken == "" || s.Auth.Accessor == "" {
 		return "", "", rotators.Retryable(fmt.Errorf("create a token from role %s: Vault returned no token or accessor", role))
@@ -97,11 +96,11 @@ func (r *Rotator) create(ctx context.Context, role string, meta map[string]strin
 // every token accessor. It returns errSearchUnavailable when the agent may not list them.
 func (r *Rotator) ours(ctx context.Context, changeID string, round int) ([]string, error) {
 	s, err := r.client.Logical().ListWithContext(ctx, "auth/token/accessors")
-	if refused(err) {
+	if vaultcall.Refused(err) {
 		return nil, fmt.Errorf("%w: %w", errSearchUnavailable, err)
 	}
 	if err != nil {
-		return nil, classify("list token accessors", err)
+		return nil, vaultcall.Classify("list token accessors", err)
 	}
 	if s == nil {
 		return nil, nil
@@ -127,7 +126,7 @@ func (r *Rotator) ours(ctx context.Context, changeID string, round int) ([]strin
 
 // lookupSelf looks a token up with the token itself and returns its accessor.
 func (r *Rotator) lookupSelf(ctx context.Context, token string) (string, error) {
-	client, err := clientAs(r.client, token)
+	client, err := vaultcall.ClientAs(r.client, token)
 	if err != nil {
 		return "", rotators.Permanent(err)
 	}
@@ -139,47 +138,6 @@ func (r *Rotator) lookupSelf(ctx context.Context, token string) (string, error) 
 		return "", errors.New("lookup-self returned nothing")
 	}
 	return str(s.Data["accessor"]), nil
-}
-
-// clientAs returns a client like c that sends token instead of c's own.
-func clientAs(c *vault.Client, token string) (*vault.Client, error) {
-	out, err := c.Clone()
-	if err != nil {
-		return nil, fmt.Errorf("vault client: %w", err)
-	}
-	out.ClearToken()
-	if token != "" {
-		out.SetToken(token)
-	}
-	out.ClearNamespace()
-	if ns := c.Namespace(); ns != "" {
-		out.SetNamespace(ns)
-	}
-	return out, nil
-}
-
-// status returns the HTTP status of a Vault response error, or 0.
-func status(err error) int {
-	var re *vault.ResponseError
-	if errors.As(err, &re) {
-		return re.StatusCode
-	}
-	return 0
-}
-
-// refused reports whether Vault answered with a client error (4xx but 429).
-func refused(err error) bool {
-	s := status(err)
-	return s >= 400 && s < 500 && s != http.StatusTooManyRequests
-}
-
-// classify wraps err with what was being done and marks it retryable or permanent.
-func classify(what string, err error) error {
-	wrapped := fmt.Errorf("%s: %w", what, err)
-	if rotators.IsRetryable(err) {
-		return rotators.Retryable(wrapped)
-	}
-	return rotators.Permanent(wrapped)
 }
 
 // num returns a number from a Vault response, or 0.

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/rotation-agent/rotation-agent/rotators"
+	"github.com/rotation-agent/rotation-agent/rotators/internal/kvdeliver"
+	"github.com/rotation-agent/rotation-agent/rotators/internal/vaultcall"
 )
 
 // Verify checks a revoked token is gone (auth/token/lookup-accessor no longer finds it), or
@@ -34,12 +36,12 @@ func (r *Rotator) Verify(ctx context.Context, req rotators.Request, st *rotators
 	if err != nil || acc == "" {
 		return rotators.Permanent(fmt.Errorf("state of %s has no delivered token", req.Credential.ID()))
 	}
-	got, err := readKVVersion(ctx, r.client, c.kvMount, c.kvPath, version)
+	got, err := kvdeliver.ReadVersion(ctx, r.client, c.kvMount, c.kvPath, version)
 	if err != nil {
 		return err
 	}
-	token := str(got.data[FieldToken])
-	if str(got.data[FieldAccessor]) != acc || token == "" {
+	token := str(got.Data[FieldToken])
+	if str(got.Data[FieldAccessor]) != acc || token == "" {
 		return rotators.Retryable(fmt.Errorf("%w: version %d of %s does not hold the replacement token (accessor %s)", errVerify, version, c.deliverTo(), acc))
 	}
 	info, err := r.lookupAccessor(ctx, acc)
@@ -120,20 +122,20 @@ func (r *Rotator) oldTokenDenied(ctx context.Context, c config, st *rotators.Sta
 	if version == 0 {
 		return "not checked (no earlier deliver_to version)", nil
 	}
-	prev, err := readKVVersion(ctx, r.client, c.kvMount, c.kvPath, version)
+	prev, err := kvdeliver.ReadVersion(ctx, r.client, c.kvMount, c.kvPath, version)
 	if err != nil {
 		return "", err
 	}
-	token := str(prev.data[FieldToken])
-	if token == "" || str(prev.data[FieldAccessor]) != old {
+	token := str(prev.Data[FieldToken])
+	if token == "" || str(prev.Data[FieldAccessor]) != old {
 		return "not checked (version " + strconv.Itoa(version) + " of deliver_to does not hold the old token)", nil
 	}
 	_, err = r.lookupSelf(ctx, token)
 	switch {
-	case refused(err):
+	case vaultcall.Refused(err):
 		return "denied", nil
 	case err != nil:
-		return "", classify("request with the old token to check it is denied", err)
+		return "", vaultcall.Classify("request with the old token to check it is denied", err)
 	}
 	return "", rotators.Retryable(fmt.Errorf("%w: a request with the old token (accessor %s) still succeeds", errVerify, old))
 }

@@ -12,6 +12,7 @@ import (
 	vault "github.com/hashicorp/vault/api"
 
 	"github.com/rotation-agent/rotation-agent/rotators"
+	"github.com/rotation-agent/rotation-agent/rotators/internal/vaultcall"
 )
 
 // probeMode is how a key version is exercised.
@@ -108,7 +109,7 @@ func (p *probe) make(ctx context.Context, v int) (tok, refused string, err error
 		if reason, ok := badRequest(err); ok {
 			return "", reason, nil
 		}
-		return "", "", classify(fmt.Sprintf("make a test %s with version %d of %s", p.token(), v, p.k), err)
+		return "", "", vaultcall.Classify(fmt.Sprintf("make a test %s with version %d of %s", p.token(), v, p.k), err)
 	}
 	if s != nil && s.Data != nil {
 		tok, _ = s.Data[field].(string)
@@ -153,7 +154,7 @@ func (p *probe) check(ctx context.Context, tok string) (bool, string, error) {
 		if reason, ok := badRequest(err); ok {
 			return false, reason, nil
 		}
-		return false, "", classify(fmt.Sprintf("check a test %s with %s", p.token(), p.k), err)
+		return false, "", vaultcall.Classify(fmt.Sprintf("check a test %s with %s", p.token(), p.k), err)
 	}
 	if s == nil || s.Data == nil {
 		return false, "empty response", nil

@@ -8,6 +8,7 @@ import (
 
 	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/rotators"
+	"github.com/rotation-agent/rotation-agent/rotators/internal/vaultcall"
 )
 
 // Retire raises, with min_decryption=raise, the key's min_decryption_version to the new version
@@ -69,7 +70,7 @@ func (r *Rotator) Retire(ctx context.Context, req rotators.Request, st *rotators
 			}
 		}
 		if _, err := r.client.Logical().WriteWithContext(ctx, k.mount+"/keys/"+k.name+"/config", map[string]any{"min_decryption_version": newV}); err != nil {
-			return classify(fmt.Sprintf("raise min_decryption_version of %s to %d", k, newV), err)
+			return vaultcall.Classify(fmt.Sprintf("raise min_decryption_version of %s to %d", k, newV), err)
 		}
 		if info, err = r.readKey(ctx, k); err != nil {
 			return err

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/rotators"
+	"github.com/rotation-agent/rotation-agent/rotators/internal/vaultcall"
 )
 
 // Kind is the credential kind handled by this package. A credential of this kind names the
@@ -106,7 +107,7 @@ func raise(ref events.CredentialRef) bool {
 func (r *Rotator) readKey(ctx context.Context, k key) (*keyInfo, error) {
 	s, err := r.client.Logical().ReadWithContext(ctx, k.mount+"/keys/"+k.name)
 	if err != nil {
-		return nil, classify("read "+k.String(), err)
+		return nil, vaultcall.Classify("read "+k.String(), err)
 	}
 	if s == nil || s.Data == nil {
 		return nil, rotators.Permanent(fmt.Errorf("transit key %s does not exist", k))
@@ -206,7 +207,7 @@ func (r *Rotator) Apply(ctx context.Context, req rotators.Request, st *rotators.
 		return rotators.Retryable(fmt.Errorf("record the intent to rotate %s: %w", k, err))
 	}
 	if _, err := r.client.Logical().WriteWithContext(ctx, k.mount+"/keys/"+k.name+"/rotate", nil); err != nil {
-		return classify("rotate "+k.String(), err)
+		return vaultcall.Classify("rotate "+k.String(), err)
 	}
 	if info, err = r.readKey(ctx, k); err != nil {
 		return err
@@ -268,14 +269,6 @@ func (r *Rotator) Promote(context.Context, rotators.Request, *rotators.State) er
 
 // errVerify marks a key version that does not work as it should.
 var errVerify = errors.New("verification failed")
-
-func classify(what string, err error) error {
-	wrapped := fmt.Errorf("%s: %w", what, err)
-	if rotators.IsRetryable(err) {
-		return rotators.Retryable(wrapped)
-	}
-	return rotators.Permanent(wrapped)
-}
 
 func intOf(v any) int {
 	switch n := v.(type) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	vault "github.com/hashicorp/vault/api"
 
 	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/internal/vaultfake"
 	"github.com/rotation-agent/rotation-agent/rotators"
 )
 
@@ -37,17 +37,7 @@ type fakeTransit struct {
 func newFake(t *testing.T) (*fakeTransit, *vault.Client) {
 	t.Helper()
 	f := &fakeTransit{latest: 1, minDec: 1, status: map[string]int{}, reason: map[string]string{}}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
-	conf := vault.DefaultConfig()
-	conf.Address = srv.URL
-	conf.MaxRetries = 0
-	c, err := vault.NewClient(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetToken("test-token")
-	return f, c
+	return f, vaultfake.Client(t, f, "test-token")
 }
 
 func (f *fakeTransit) seen(key string) int {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/rotation-agent/rotation-agent/rotators"
 	dbrot "github.com/rotation-agent/rotation-agent/rotators/database"
+	"github.com/rotation-agent/rotation-agent/test/harness/drive"
 )
 
 // A blue/green pair rotates the role consumers do not use, proves it, then switches the
@@ -22,10 +23,10 @@ func TestBlueGreenFlip(t *testing.T) {
 	greenPw0, greenLVR0 := e.creds(t, "app-green")
 
 	ctx := context.Background()
-	j, clk := &journal{}, newClock()
+	j, clk := &drive.Journal{}, drive.NewClock(time.Now().UTC())
 	rot := dbrot.NewStaticRole(e.client)
 	opts := map[string]string{dbrot.OptionPair: "app-green", dbrot.OptionActiveMarker: "secret/db/app-active"}
-	req := request("CHG-DB-BG-1", staticRef("app-blue", opts), j, clk)
+	req := drive.Request("CHG-DB-BG-1", staticRef("app-blue", opts), j, clk)
 
 	plan, err := rot.Plan(ctx, req)
 	if err != nil {
@@ -66,7 +67,7 @@ func TestBlueGreenFlip(t *testing.T) {
 	t.Logf("before %v after %v", st.Before, st.After)
 	// After the overlap, the previously active role is rotated so the password consumers held
 	// stops working; the marker still names green.
-	clk.advance(2 * time.Hour)
+	clk.Advance(2 * time.Hour)
 	out, err = rotators.Drive(ctx, rot, req, &st, time.Hour)
 	if err != nil || !out.Retired {
 		t.Fatalf("retire: %+v %v", out, err)
@@ -87,7 +88,7 @@ func TestBlueGreenFlip(t *testing.T) {
 	// A second change alternates: blue is now inactive, so blue is rotated and becomes active;
 	// with retire=keep green keeps its password.
 	opts2 := map[string]string{dbrot.OptionPair: "app-green", dbrot.OptionActiveMarker: "secret/db/app-active", dbrot.OptionRetire: "keep"}
-	req2 := request("CHG-DB-BG-2", staticRef("app-blue", opts2), j, clk)
+	req2 := drive.Request("CHG-DB-BG-2", staticRef("app-blue", opts2), j, clk)
 	var st2 rotators.State
 	out, err = rotators.Drive(ctx, rot, req2, &st2, 0)
 	if err != nil || !out.Retired {
@@ -106,8 +107,8 @@ func TestBlueGreenFlip(t *testing.T) {
 	if st2.After["previous_active"] != "kept" || st2.Before["active_role"] != "app-green" || st2.After["active_role"] != "app-blue" {
 		t.Errorf("second change fingerprints before %v after %v", st2.Before, st2.After)
 	}
-	assertNoLeak(t, map[string]string{"blue 0": bluePw0, "blue 1": bluePw1, "blue 2": bluePw2, "green 0": greenPw0, "green 1": greenPw1},
-		map[string][]string{"journal": j.texts(), "state": stateTexts(&st, &st2), "plan": plan.Changes})
+	drive.AssertNoLeak(t, map[string]string{"blue 0": bluePw0, "blue 1": bluePw1, "blue 2": bluePw2, "green 0": greenPw0, "green 1": greenPw1},
+		map[string][]string{"journal": j.Texts(), "state": drive.StateTexts(&st, &st2), "plan": plan.Changes})
 }
 
 // A marker switched by someone else between prepare and promote is not overwritten.
@@ -117,9 +118,9 @@ func TestBlueGreenMarkerChangedOutsideIsNotOverwritten(t *testing.T) {
 	e.staticRole(t, "app-green", "app_green")
 	e.v.PutKV(t, "db/app-active", map[string]any{"active": "app-blue"})
 	ctx := context.Background()
-	j, clk := &journal{}, newClock()
+	j, clk := &drive.Journal{}, drive.NewClock(time.Now().UTC())
 	opts := map[string]string{dbrot.OptionPair: "app-blue", dbrot.OptionActiveMarker: "secret/db/app-active"}
-	req := request("CHG-DB-BG-3", staticRef("app-green", opts), j, clk)
+	req := drive.Request("CHG-DB-BG-3", staticRef("app-green", opts), j, clk)
 	rot := &sabotaged{Rotator: dbrot.NewStaticRole(e.client), after: func(*rotators.State) {
 		e.v.PutKV(t, "db/app-active", map[string]any{"active": "app-canary"})
 	}}

@@ -9,6 +9,7 @@ import (
 	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/rotators"
 	dbrot "github.com/rotation-agent/rotation-agent/rotators/database"
+	"github.com/rotation-agent/rotation-agent/test/harness/drive"
 )
 
 const (
@@ -60,9 +61,9 @@ func TestRootRotation(t *testing.T) {
 	e := rootSetup(t, goodCreation)
 	hash0 := e.pg.PasswordHash(t, rootUser)
 	ctx := context.Background()
-	j, clk := &journal{}, newClock()
+	j, clk := &drive.Journal{}, drive.NewClock(time.Now().UTC())
 	rot := dbrot.NewRoot(e.client)
-	req := request("CHG-DB-ROOT-1", rootRef(), j, clk)
+	req := drive.Request("CHG-DB-ROOT-1", rootRef(), j, clk)
 
 	plan, err := rot.Plan(ctx, req)
 	if err != nil {
@@ -106,7 +107,7 @@ func TestRootRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	clk.advance(2 * time.Hour)
+	clk.Advance(2 * time.Hour)
 	out, err = rotators.Drive(ctx, rot, req, &st, time.Hour)
 	if err != nil || !out.Retired {
 		t.Fatalf("retire: %+v %v", out, err)
@@ -114,8 +115,8 @@ func TestRootRotation(t *testing.T) {
 	if st.After["old_login_checked"] != "false" || rotateRootCalls(e) != 1 {
 		t.Errorf("after retire = %v, calls %d", st.After, rotateRootCalls(e))
 	}
-	assertNoLeak(t, map[string]string{"root password": rootPassword, "superuser password": e.pg.Password, "dynamic password": s.Data["password"].(string)},
-		map[string][]string{"journal": j.texts(), "state": stateTexts(&st), "plan": plan.Changes})
+	drive.AssertNoLeak(t, map[string]string{"root password": rootPassword, "superuser password": e.pg.Password, "dynamic password": s.Data["password"].(string)},
+		map[string][]string{"journal": j.Texts(), "state": drive.StateTexts(&st), "plan": plan.Changes})
 }
 
 // A verify that fails (Vault cannot create the verification credentials) is retried later
@@ -126,8 +127,8 @@ func TestRootResumeWithoutSecondRotation(t *testing.T) {
 		e := rootSetup(t, `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' IN ROLE verify_group;`)
 		hash0 := e.pg.PasswordHash(t, rootUser)
 		ctx := context.Background()
-		j, clk := &journal{}, newClock()
-		req := request("CHG-DB-ROOT-2", rootRef(), j, clk)
+		j, clk := &drive.Journal{}, drive.NewClock(time.Now().UTC())
+		req := drive.Request("CHG-DB-ROOT-2", rootRef(), j, clk)
 		var st rotators.State
 		_, err := rotators.Drive(ctx, dbrot.NewRoot(e.client), req, &st, time.Hour)
 		if err == nil || !rotators.IsRetryable(err) || !strings.Contains(err.Error(), "could not create credentials") {
@@ -138,7 +139,7 @@ func TestRootResumeWithoutSecondRotation(t *testing.T) {
 			t.Fatalf("the root was not rotated before verify (done %q)", st.Done)
 		}
 		e.pg.Exec(t, "CREATE ROLE verify_group")
-		resumed := j.last(t)
+		resumed := j.Last(t)
 		out, err := rotators.Drive(ctx, dbrot.NewRoot(e.client), req, &resumed, 0)
 		if err != nil || !out.Retired {
 			t.Fatalf("resumed drive: %+v %v", out, err)
@@ -150,15 +151,15 @@ func TestRootResumeWithoutSecondRotation(t *testing.T) {
 			t.Errorf("after = %v", resumed.After)
 		}
 		e.mustBeRefused(t, "the initial root password", rootUser, rootPassword)
-		assertNoLeak(t, map[string]string{"root password": rootPassword}, map[string][]string{"error": errTexts(err), "journal": j.texts()})
+		drive.AssertNoLeak(t, map[string]string{"root password": rootPassword}, map[string][]string{"error": drive.ErrTexts(err), "journal": j.Texts()})
 	})
 	t.Run("journal fails after apply", func(t *testing.T) {
 		e := rootSetup(t, goodCreation)
 		hash0 := e.pg.PasswordHash(t, rootUser)
 		ctx := context.Background()
-		j, clk := &journal{}, newClock()
-		req := request("CHG-DB-ROOT-3", rootRef(), j, clk)
-		j.failIf = func(st *rotators.State) bool { return st.Done == rotators.StepApply }
+		j, clk := &drive.Journal{}, drive.NewClock(time.Now().UTC())
+		req := drive.Request("CHG-DB-ROOT-3", rootRef(), j, clk)
+		j.Fail = drive.FailWhen(func(st *rotators.State) bool { return st.Done == rotators.StepApply })
 		var st rotators.State
 		if _, err := rotators.Drive(ctx, dbrot.NewRoot(e.client), req, &st, 0); err == nil {
 			t.Fatal("drive with a failing journal succeeded")
@@ -167,8 +168,8 @@ func TestRootResumeWithoutSecondRotation(t *testing.T) {
 		if hash1 == hash0 {
 			t.Fatal("the first run did not rotate")
 		}
-		j.failIf = nil
-		resumed := j.last(t)
+		j.Fail = nil
+		resumed := j.Last(t)
 		if resumed.Done != rotators.StepPrepare || resumed.Note("rotated_at") == "" {
 			t.Fatalf("saved state done=%q notes=%v, want the apply's outcome recorded", resumed.Done, resumed.Data)
 		}
@@ -189,9 +190,9 @@ func TestRootUncertainApplyRotatesAgainAndSaysSo(t *testing.T) {
 	e := rootSetup(t, goodCreation)
 	hash0 := e.pg.PasswordHash(t, rootUser)
 	ctx := context.Background()
-	j, clk := &journal{}, newClock()
-	req := request("CHG-DB-ROOT-4", rootRef(), j, clk)
-	j.failIf = func(st *rotators.State) bool { return st.Started == rotators.StepApply && st.Note("rotated_at") != "" }
+	j, clk := &drive.Journal{}, drive.NewClock(time.Now().UTC())
+	req := drive.Request("CHG-DB-ROOT-4", rootRef(), j, clk)
+	j.Fail = drive.FailWhen(func(st *rotators.State) bool { return st.Started == rotators.StepApply && st.Note("rotated_at") != "" })
 	var st rotators.State
 	if _, err := rotators.Drive(ctx, dbrot.NewRoot(e.client), req, &st, 0); err == nil {
 		t.Fatal("drive with a failing journal succeeded")
@@ -200,8 +201,8 @@ func TestRootUncertainApplyRotatesAgainAndSaysSo(t *testing.T) {
 	if hash1 == hash0 {
 		t.Fatal("the first run did not rotate")
 	}
-	j.failIf = nil
-	resumed := j.last(t)
+	j.Fail = nil
+	resumed := j.Last(t)
 	if resumed.Note("rotating_at") == "" || resumed.Note("rotated_at") != "" {
 		t.Fatalf("saved notes = %v, want the intent without the outcome", resumed.Data)
 	}
@@ -226,8 +227,8 @@ func TestRootVerifyCatchesBrokenRoot(t *testing.T) {
 	e := rootSetup(t, goodCreation)
 	const behindVaultsBack = "root-changed-behind-vaults-back-91"
 	ctx := context.Background()
-	j, clk := &journal{}, newClock()
-	req := request("CHG-DB-ROOT-5", rootRef(), j, clk)
+	j, clk := &drive.Journal{}, drive.NewClock(time.Now().UTC())
+	req := drive.Request("CHG-DB-ROOT-5", rootRef(), j, clk)
 	rot := &sabotaged{Rotator: dbrot.NewRoot(e.client), after: func(*rotators.State) {
 		e.pg.SetPassword(t, rootUser, behindVaultsBack)
 	}}
@@ -243,6 +244,6 @@ func TestRootVerifyCatchesBrokenRoot(t *testing.T) {
 	if st.Verified || st.Done != rotators.StepApply {
 		t.Errorf("state after the failed verify: done %q verified %t", st.Done, st.Verified)
 	}
-	assertNoLeak(t, map[string]string{"root password": rootPassword, "sabotage password": behindVaultsBack},
-		map[string][]string{"error": errTexts(err), "journal": j.texts(), "state": stateTexts(&st)})
+	drive.AssertNoLeak(t, map[string]string{"root password": rootPassword, "sabotage password": behindVaultsBack},
+		map[string][]string{"error": drive.ErrTexts(err), "journal": j.Texts(), "state": drive.StateTexts(&st)})
 }

@@ -5,8 +5,6 @@ package database
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -15,9 +13,8 @@ import (
 
 	vaultapi "github.com/hashicorp/vault/api"
 
-	"github.com/rotation-agent/rotation-agent/events"
-	"github.com/rotation-agent/rotation-agent/rotators"
 	"github.com/rotation-agent/rotation-agent/test/harness"
+	"github.com/rotation-agent/rotation-agent/test/harness/drive"
 	"github.com/rotation-agent/rotation-agent/test/harness/postgres"
 )
 
@@ -55,24 +52,14 @@ func setup(t *testing.T) *env {
 		t.Fatalf("mount database: %v", err)
 	}
 	e.configure(t, "pg", e.pg.Superuser, e.pg.Password)
-	if err := e.v.Root.Sys().PutPolicy("rotation-agent-db", agentPolicy); err != nil {
-		t.Fatalf("put policy: %v", err)
-	}
-	tok, err := e.v.Root.Auth().Token().Create(&vaultapi.TokenCreateRequest{Policies: []string{"rotation-agent-db"}, TTL: "1h", NoDefaultPolicy: true})
-	if err != nil {
-		t.Fatalf("create token: %v", err)
-	}
-	cfg := vaultapi.DefaultConfig()
-	cfg.Address = e.v.Addr
-	if err := cfg.ConfigureTLS(&vaultapi.TLSConfig{CACert: e.v.CACertFile}); err != nil {
-		t.Fatalf("tls: %v", err)
-	}
-	cfg.MaxRetries = 0 // the agent owns retries
+	token := drive.PolicyToken(t, e.v, "rotation-agent-db", agentPolicy, "1h")
+	cfg := drive.ClientConfig(t, e.v)
 	cfg.HttpClient.Transport = &countingTransport{next: cfg.HttpClient.Transport, c: e.calls}
+	var err error
 	if e.client, err = vaultapi.NewClient(cfg); err != nil {
 		t.Fatalf("client: %v", err)
 	}
-	e.client.SetToken(tok.Auth.ClientToken)
+	e.client.SetToken(token)
 	return e
 }
 
@@ -164,132 +151,4 @@ func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		t.c.mu.Unlock()
 	}
 	return resp, err
-}
-
-// journal is an in-memory Save that keeps a copy of every state saved, and can be made to
-// fail (or to run a hook) for chosen states.
-type journal struct {
-	mu     sync.Mutex
-	saves  []rotators.State
-	failIf func(st *rotators.State) bool
-	onSave func(st *rotators.State)
-}
-
-func (j *journal) save(_ context.Context, st *rotators.State) error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.failIf != nil && j.failIf(st) {
-		return errors.New("journal unavailable (injected)")
-	}
-	j.saves = append(j.saves, copyState(st))
-	if j.onSave != nil {
-		j.onSave(st)
-	}
-	return nil
-}
-
-// last is a copy of the last state saved: what a restarted agent resumes from.
-func (j *journal) last(t *testing.T) rotators.State {
-	t.Helper()
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if len(j.saves) == 0 {
-		t.Fatal("nothing was saved")
-	}
-	return copyState(&j.saves[len(j.saves)-1])
-}
-
-// texts is every saved state as JSON, for the leak scan.
-func (j *journal) texts() []string {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	var out []string
-	for i := range j.saves {
-		b, _ := json.Marshal(j.saves[i])
-		out = append(out, string(b))
-	}
-	return out
-}
-
-func copyState(st *rotators.State) rotators.State {
-	b, err := json.Marshal(st)
-	if err != nil {
-		panic(err)
-	}
-	var out rotators.State
-	if err := json.Unmarshal(b, &out); err != nil {
-		panic(err)
-	}
-	return out
-}
-
-// clock is a controllable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// request builds a request whose Generate is never needed: Vault generates database passwords.
-func request(changeID string, ref events.CredentialRef, j *journal, c *clock) rotators.Request {
-	return rotators.Request{
-		ChangeID:   changeID,
-		Credential: ref,
-		Save:       j.save,
-		Generate: func(context.Context) (string, error) {
-			return "", errors.New("database rotations must not generate passwords themselves")
-		},
-		Now: c.now,
-	}
-}
-
-func newClock() *clock { return &clock{t: time.Now().UTC()} }
-
-// assertNoLeak fails the test if any secret value appears in any text.
-func assertNoLeak(t *testing.T, secrets map[string]string, texts map[string][]string) {
-	t.Helper()
-	for sname, secret := range secrets {
-		if len(secret) < 8 {
-			t.Fatalf("secret %s is too short to scan for", sname)
-		}
-		for where, list := range texts {
-			for _, s := range list {
-				if strings.Contains(s, secret) {
-					t.Errorf("the %s leaked into the %s: %q", sname, where, s)
-				}
-			}
-		}
-	}
-}
-
-// stateTexts renders states and fingerprints for the leak scan.
-func stateTexts(sts ...*rotators.State) []string {
-	var out []string
-	for _, st := range sts {
-		b, _ := json.Marshal(st)
-		out = append(out, string(b))
-	}
-	return out
-}
-
-// errTexts renders errors for the leak scan.
-func errTexts(errs ...error) []string {
-	var out []string
-	for _, err := range errs {
-		if err != nil {
-			out = append(out, err.Error(), strings.TrimSpace(strings.ReplaceAll(err.Error(), "\n", " ")))
-		}
-	}
-	return out
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/rotators"
 	dbrot "github.com/rotation-agent/rotation-agent/rotators/database"
+	"github.com/rotation-agent/rotation-agent/test/harness/drive"
 )
 
 func staticRef(role string, opts map[string]string) events.CredentialRef {
@@ -25,9 +26,9 @@ func TestStaticRoleRotation(t *testing.T) {
 	e.mustLogin(t, "before the rotation", "app_user", oldPw)
 
 	ctx := context.Background()
-	j, clk := &journal{}, newClock()
+	j, clk := &drive.Journal{}, drive.NewClock(time.Now().UTC())
 	rot := dbrot.NewStaticRole(e.client)
-	req := request("CHG-DB-1", staticRef("app", nil), j, clk)
+	req := drive.Request("CHG-DB-1", staticRef("app", nil), j, clk)
 
 	plan, err := rot.Plan(ctx, req)
 	if err != nil {
@@ -76,7 +77,7 @@ func TestStaticRoleRotation(t *testing.T) {
 	t.Logf("before %v after %v", st.Before, st.After)
 	// After the overlap window, retire proves the old password is still refused and rotates
 	// nothing more.
-	clk.advance(2 * time.Hour)
+	clk.Advance(2 * time.Hour)
 	out, err = rotators.Drive(ctx, rot, req, &st, time.Hour)
 	if err != nil || !out.Retired {
 		t.Fatalf("retire: %+v %v", out, err)
@@ -87,8 +88,8 @@ func TestStaticRoleRotation(t *testing.T) {
 	if st.After["old_login_checked"] != "true" {
 		t.Errorf("after retire: %v", st.After)
 	}
-	assertNoLeak(t, map[string]string{"old password": oldPw, "new password": newPw, "superuser password": e.pg.Password},
-		map[string][]string{"journal": j.texts(), "state": stateTexts(&st), "plan": append(plan.Changes, stateTexts(&rotators.State{Before: plan.Current})...)})
+	drive.AssertNoLeak(t, map[string]string{"old password": oldPw, "new password": newPw, "superuser password": e.pg.Password},
+		map[string][]string{"journal": j.Texts(), "state": drive.StateTexts(&st), "plan": append(plan.Changes, drive.StateTexts(&rotators.State{Before: plan.Current})...)})
 }
 
 // A journal failure right after the apply stops the rotation; the agent restarted from the
@@ -99,9 +100,9 @@ func TestStaticRoleResumeAfterApplyWithoutSecondRotation(t *testing.T) {
 	e.staticRole(t, "app", "app_user")
 	oldPw, lvr0 := e.creds(t, "app")
 	ctx := context.Background()
-	j, clk := &journal{}, newClock()
-	req := request("CHG-DB-2", staticRef("app", nil), j, clk)
-	j.failIf = func(st *rotators.State) bool { return st.Done == rotators.StepApply }
+	j, clk := &drive.Journal{}, drive.NewClock(time.Now().UTC())
+	req := drive.Request("CHG-DB-2", staticRef("app", nil), j, clk)
+	j.Fail = drive.FailWhen(func(st *rotators.State) bool { return st.Done == rotators.StepApply })
 
 	var st rotators.State
 	_, err := rotators.Drive(ctx, dbrot.NewStaticRole(e.client), req, &st, time.Hour)
@@ -113,11 +114,11 @@ func TestStaticRoleResumeAfterApplyWithoutSecondRotation(t *testing.T) {
 		t.Fatal("the first run did not rotate")
 	}
 
-	resumed := j.last(t)
+	resumed := j.Last(t)
 	if resumed.Done != rotators.StepPrepare || resumed.Started != rotators.StepApply {
 		t.Fatalf("saved state done=%q started=%q, want the apply begun and not recorded", resumed.Done, resumed.Started)
 	}
-	j.failIf = nil
+	j.Fail = nil
 	out, err := rotators.Drive(ctx, dbrot.NewStaticRole(e.client), req, &resumed, time.Hour)
 	if err != nil || !out.Completed || !out.Resumed {
 		t.Fatalf("resumed drive: %+v %v", out, err)
@@ -134,8 +135,8 @@ func TestStaticRoleResumeAfterApplyWithoutSecondRotation(t *testing.T) {
 	if resumed.After["rotated_by"] != "agent" || resumed.After["old_login_checked"] != "false" || resumed.After["new_login_checked"] != "true" {
 		t.Errorf("after fingerprint = %v, want the agent's rotation adopted and the old login unchecked", resumed.After)
 	}
-	assertNoLeak(t, map[string]string{"old password": oldPw, "new password": pw},
-		map[string][]string{"journal": j.texts(), "state": stateTexts(&st, &resumed), "error": errTexts(err)})
+	drive.AssertNoLeak(t, map[string]string{"old password": oldPw, "new password": pw},
+		map[string][]string{"journal": j.Texts(), "state": drive.StateTexts(&st, &resumed), "error": drive.ErrTexts(err)})
 }
 
 // An agent stopped after it saved its intent but before Vault got the rotate call resumes and
@@ -144,10 +145,10 @@ func TestStaticRoleResumeAfterIntentRotatesOnce(t *testing.T) {
 	e := setup(t)
 	e.staticRole(t, "app", "app_user")
 	oldPw, lvr0 := e.creds(t, "app")
-	j, clk := &journal{}, newClock()
-	req := request("CHG-DB-3", staticRef("app", nil), j, clk)
+	j, clk := &drive.Journal{}, drive.NewClock(time.Now().UTC())
+	req := drive.Request("CHG-DB-3", staticRef("app", nil), j, clk)
 	ctx, cancel := context.WithCancel(context.Background())
-	j.onSave = func(st *rotators.State) {
+	j.OnSave = func(st *rotators.State) {
 		if st.Started == rotators.StepApply && st.Note("rotating_at") != "" {
 			cancel() // the process dies: the rotate call never reaches Vault
 		}
@@ -160,8 +161,8 @@ func TestStaticRoleResumeAfterIntentRotatesOnce(t *testing.T) {
 		t.Fatal("the interrupted run rotated")
 	}
 
-	j.onSave = nil
-	resumed := j.last(t)
+	j.OnSave = nil
+	resumed := j.Last(t)
 	if resumed.Note("rotating_at") == "" {
 		t.Fatalf("the intent was not saved before the call: %v", resumed.Data)
 	}
@@ -206,8 +207,8 @@ func TestStaticRoleVerifyCatchesPasswordThatDoesNotWork(t *testing.T) {
 	oldPw, _ := e.creds(t, "app")
 	const behindVaultsBack = "changed-behind-vaults-back-77"
 	ctx := context.Background()
-	j, clk := &journal{}, newClock()
-	req := request("CHG-DB-4", staticRef("app", nil), j, clk)
+	j, clk := &drive.Journal{}, drive.NewClock(time.Now().UTC())
+	req := drive.Request("CHG-DB-4", staticRef("app", nil), j, clk)
 	rot := &sabotaged{Rotator: dbrot.NewStaticRole(e.client), after: func(*rotators.State) {
 		e.pg.SetPassword(t, "app_user", behindVaultsBack)
 	}}
@@ -245,8 +246,8 @@ func TestStaticRoleVerifyCatchesPasswordThatDoesNotWork(t *testing.T) {
 	if n := rotateRoleCalls(e, "app"); n != 2 {
 		t.Errorf("rotate-role was called %d times, want one per round (2)", n)
 	}
-	assertNoLeak(t, map[string]string{"old password": oldPw, "broken password": vaultPw, "final password": finalPw, "sabotage password": behindVaultsBack},
-		map[string][]string{"journal": j.texts(), "state": stateTexts(&st), "errors": errTexts(errs...)})
+	drive.AssertNoLeak(t, map[string]string{"old password": oldPw, "broken password": vaultPw, "final password": finalPw, "sabotage password": behindVaultsBack},
+		map[string][]string{"journal": j.Texts(), "state": drive.StateTexts(&st), "errors": drive.ErrTexts(errs...)})
 }
 
 func rotateRoleCalls(e *env, role string) int {

@@ -18,6 +18,7 @@ import (
 	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/rotators"
 	"github.com/rotation-agent/rotation-agent/test/harness"
+	"github.com/rotation-agent/rotation-agent/test/harness/drive"
 )
 
 // agentPolicy is the least-privilege policy these rotators need (plus the KV v2 delivery
@@ -48,14 +49,7 @@ path "sys/leases/revoke-force/*" { capabilities = ["update", "sudo"] }
 // them, holding a token bound to policy only.
 func agentClient(t *testing.T, v *harness.Vault, policy string) *vaultapi.Client {
 	t.Helper()
-	if err := v.Root.Sys().PutPolicy("identity-agent", policy); err != nil {
-		t.Fatalf("put policy: %v", err)
-	}
-	s, err := v.Root.Auth().Token().Create(&vaultapi.TokenCreateRequest{Policies: []string{"identity-agent"}, TTL: "2h", NoDefaultPolicy: true})
-	if err != nil {
-		t.Fatalf("create agent token: %v", err)
-	}
-	return clientWith(t, v, s.Auth.ClientToken)
+	return clientWith(t, v, drive.PolicyToken(t, v, "identity-agent", policy, "2h"))
 }
 
 // clientWith returns a client sending token (none when empty).
@@ -76,18 +70,19 @@ func clientWith(t *testing.T, v *harness.Vault, token string) *vaultapi.Client {
 // run drives one rotator for one credential, with an in-memory journal that can be told to
 // fail, and a clock the test moves.
 type run struct {
-	t        *testing.T
-	rot      rotators.Rotator
-	req      rotators.Request
-	st       rotators.State
-	now      time.Time
-	saved    []rotators.State
+	t       *testing.T
+	rot     rotators.Rotator
+	req     rotators.Request
+	st      rotators.State
+	now     time.Time
+	journal *drive.Journal
+	// texts holds the plans and errors the rotator returned, for the leak scan.
 	texts    []string
 	failSave func(st *rotators.State) bool
 }
 
 func newRun(t *testing.T, rot rotators.Rotator, changeID string, ref events.CredentialRef) *run {
-	r := &run{t: t, rot: rot, now: time.Now().UTC()}
+	r := &run{t: t, rot: rot, now: time.Now().UTC(), journal: &drive.Journal{}}
 	r.req = rotators.Request{
 		ChangeID:   changeID,
 		Credential: ref,
@@ -100,30 +95,18 @@ func newRun(t *testing.T, rot rotators.Rotator, changeID string, ref events.Cred
 	return r
 }
 
-func (r *run) save(_ context.Context, st *rotators.State) error {
+func (r *run) save(ctx context.Context, st *rotators.State) error {
 	if r.failSave != nil && r.failSave(st) {
-		return errors.New("journal unavailable (test)")
+		return drive.ErrSaveFailed
 	}
 	st.At = r.now
-	raw, err := json.Marshal(st)
-	if err != nil {
-		r.t.Fatalf("marshal state: %v", err)
-	}
-	var cp rotators.State
-	if err := json.Unmarshal(raw, &cp); err != nil {
-		r.t.Fatal(err)
-	}
-	r.saved = append(r.saved, cp)
-	r.texts = append(r.texts, string(raw))
-	return nil
+	return r.journal.Save(ctx, st)
 }
 
 // drive runs rotators.Drive once and records its error text for the leak scan.
 func (r *run) drive(overlap time.Duration) (rotators.Outcome, error) {
 	r.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	out, err := rotators.Drive(ctx, r.rot, r.req, &r.st, overlap)
+	out, err := drive.Run(r.t, r.rot, r.req, &r.st, overlap)
 	if err != nil {
 		r.texts = append(r.texts, err.Error())
 	}
@@ -155,31 +138,14 @@ func (r *run) plan() (rotators.Plan, error) {
 // restarted agent would read it.
 func (r *run) resumeFromJournal() {
 	r.t.Helper()
-	if len(r.saved) == 0 {
-		r.t.Fatal("nothing was saved")
-	}
-	raw, _ := json.Marshal(r.saved[len(r.saved)-1])
-	r.st = rotators.State{}
-	if err := json.Unmarshal(raw, &r.st); err != nil {
-		r.t.Fatal(err)
-	}
+	r.st = r.journal.Last(r.t)
 }
 
 // assertNoLeak fails when any secret value appears in anything the rotator returned.
 func (r *run) assertNoLeak(secrets map[string]string) {
 	r.t.Helper()
-	final, _ := json.Marshal(r.st)
-	all := append(append([]string{}, r.texts...), string(final))
-	for name, secret := range secrets {
-		if secret == "" {
-			r.t.Fatalf("secret %q is empty: the leak scan would prove nothing", name)
-		}
-		for _, text := range all {
-			if strings.Contains(text, secret) {
-				r.t.Errorf("%s leaked into state, plan or error: %s", name, text)
-			}
-		}
-	}
+	drive.AssertNoLeak(r.t, secrets, map[string][]string{
+		"journal": r.journal.Texts(), "plans and errors": r.texts, "final state": drive.StateTexts(&r.st)})
 }
 
 // sabotage wraps a rotator to interfere with it at a step, as an operator or an attacker

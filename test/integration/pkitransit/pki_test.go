@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/rotation-agent/rotation-agent/rotators"
 	"github.com/rotation-agent/rotation-agent/rotators/pki"
 	"github.com/rotation-agent/rotation-agent/test/harness"
+	"github.com/rotation-agent/rotation-agent/test/harness/drive"
 )
 
 const (
@@ -266,7 +268,7 @@ func TestPKIRotationReplacesDeliversAndRevokes(t *testing.T) {
 	e := setupPKI(t, true)
 	ctx := context.Background()
 	issued0 := issuedCount(t, e.v)
-	j, c := &journal{}, newClock()
+	j, c := &drive.Journal{}, drive.NewClock(time.Now())
 	req := request(e.ref, j, c)
 
 	plan, err := e.rot.Plan(ctx, req)
@@ -287,7 +289,7 @@ func TestPKIRotationReplacesDeliversAndRevokes(t *testing.T) {
 	}
 
 	var st rotators.State
-	out := mustDrive(t, e.rot, req, &st)
+	out := drive.MustRun(t, e.rot, req, &st, overlap)
 	if !out.Completed || !out.RetirePending || out.Retired {
 		t.Fatalf("outcome = %+v, want completed with retire pending", out)
 	}
@@ -306,8 +308,8 @@ func TestPKIRotationReplacesDeliversAndRevokes(t *testing.T) {
 		t.Errorf("fingerprints before=%v after=%v", st.Before, st.After)
 	}
 
-	c.advance(overlap + 1)
-	out = mustDrive(t, e.rot, req, &st)
+	c.Advance(overlap + 1)
+	out = drive.MustRun(t, e.rot, req, &st, overlap)
 	if !out.Retired {
 		t.Fatalf("outcome = %+v, want retired", out)
 	}
@@ -325,7 +327,7 @@ func TestPKIRotationReplacesDeliversAndRevokes(t *testing.T) {
 	}
 
 	// Driving a finished rotation again changes nothing.
-	if out = mustDrive(t, e.rot, req, &st); !out.Retired {
+	if out = drive.MustRun(t, e.rot, req, &st, overlap); !out.Retired {
 		t.Errorf("outcome of a repeated drive = %+v", out)
 	}
 	if got := issuedCount(t, e.v); got != issued0+1 || e.v.KV(t, deliverPath, 0).VersionMetadata.Version != 2 {
@@ -334,8 +336,8 @@ func TestPKIRotationReplacesDeliversAndRevokes(t *testing.T) {
 
 	planJSON, _ := json.Marshal(plan)
 	fps, _ := json.Marshal([]any{st.Before, st.After, st.Data})
-	assertNoLeak(t, map[string]string{"old private key": e.old.key, "new private key": nb.key},
-		append(j.texts(), string(planJSON), string(fps)))
+	drive.AssertNoLeak(t, map[string]string{"old private key": e.old.key, "new private key": nb.key},
+		map[string][]string{"journal": j.Texts(), "plan": {string(planJSON)}, "fingerprints": {string(fps)}})
 }
 
 // Saving the new serial fails right after Vault issued the certificate; the agent then dies.
@@ -345,34 +347,34 @@ func TestPKIRotationReplacesDeliversAndRevokes(t *testing.T) {
 func TestPKIResumeAdoptsADeliveryTheJournalMissed(t *testing.T) {
 	e := setupPKI(t, false) // no serial option: the old serial is read from deliver_to
 	issued0 := issuedCount(t, e.v)
-	j, c := &journal{}, newClock()
+	j, c := &drive.Journal{}, drive.NewClock(time.Now())
 	failed := false
-	j.fail = func(st *rotators.State) error {
+	j.Fail = func(st *rotators.State) error {
 		// From the save of the new serial on, the journal is down until the agent dies.
 		if failed || st.Data["new_serial"] != "" {
 			failed = true
-			return errSaveFailed
+			return drive.ErrSaveFailed
 		}
 		return nil
 	}
 	req := request(e.ref, j, c)
 	var st rotators.State
-	if _, err := drive(t, e.rot, req, &st); err == nil || !rotators.IsRetryable(err) {
+	if _, err := drive.Run(t, e.rot, req, &st, overlap); err == nil || !rotators.IsRetryable(err) {
 		t.Fatalf("drive with a failing journal: %v, want a retryable error", err)
 	}
 	if !failed {
 		t.Fatal("the serial was never saved")
 	}
 
-	resumed := j.last(t)
+	resumed := j.Last(t)
 	if resumed.Data["issuing_at"] == "" || resumed.Data["new_serial"] != "" || resumed.Done != rotators.StepPrepare {
 		t.Fatalf("journal = %+v, want the intent to issue and no serial", resumed)
 	}
 	if v := e.v.KV(t, deliverPath, 0).VersionMetadata.Version; v != 2 {
 		t.Fatalf("deliver_to at version %d, want 2: the certificate is delivered even when its serial cannot be saved", v)
 	}
-	j.fail = nil
-	out := mustDrive(t, e.rot, request(e.ref, j, c), &resumed)
+	j.Fail = nil
+	out := drive.MustRun(t, e.rot, request(e.ref, j, c), &resumed, overlap)
 	if !out.Completed || !out.Resumed {
 		t.Fatalf("outcome = %+v", out)
 	}
@@ -384,8 +386,8 @@ func TestPKIResumeAdoptsADeliveryTheJournalMissed(t *testing.T) {
 		t.Errorf("deliver_to version %d serial %s; fingerprints before=%v after=%v", version, nb.serial, resumed.Before, resumed.After)
 	}
 
-	c.advance(overlap + 1)
-	if out = mustDrive(t, e.rot, request(e.ref, j, c), &resumed); !out.Retired {
+	c.Advance(overlap + 1)
+	if out = drive.MustRun(t, e.rot, request(e.ref, j, c), &resumed, overlap); !out.Retired {
 		t.Fatalf("outcome = %+v, want retired", out)
 	}
 	if revocationTime(t, e.v, e.old.serial) == 0 || !onCRL(t, e, e.old.serial) {
@@ -398,9 +400,9 @@ func TestPKIResumeAdoptsADeliveryTheJournalMissed(t *testing.T) {
 func TestPKIResumeRevokesAnUndeliveredCertificate(t *testing.T) {
 	e := setupPKI(t, true)
 	issued0 := issuedCount(t, e.v)
-	j, c := &journal{}, newClock()
+	j, c := &drive.Journal{}, drive.NewClock(time.Now())
 	ctx, crash := context.WithCancel(context.Background())
-	j.fail = func(st *rotators.State) error {
+	j.Fail = func(st *rotators.State) error {
 		if st.Data["new_serial"] != "" && st.Data["delivered_version"] == "" {
 			crash() // the save goes through; everything after it fails
 		}
@@ -413,13 +415,13 @@ func TestPKIResumeRevokesAnUndeliveredCertificate(t *testing.T) {
 	if v := e.v.KV(t, deliverPath, 0).VersionMetadata.Version; v != 1 {
 		t.Fatalf("deliver_to at version %d after the crash, want 1 (not delivered)", v)
 	}
-	resumed := j.last(t)
+	resumed := j.Last(t)
 	orphan := resumed.Data["new_serial"]
 	if orphan == "" {
 		t.Fatalf("journal has no serial: %+v", resumed)
 	}
-	j.fail = nil
-	if out := mustDrive(t, e.rot, request(e.ref, j, c), &resumed); !out.Completed {
+	j.Fail = nil
+	if out := drive.MustRun(t, e.rot, request(e.ref, j, c), &resumed, overlap); !out.Completed {
 		t.Fatalf("outcome = %+v", out)
 	}
 	if got := issuedCount(t, e.v); got != issued0+2 {
@@ -441,16 +443,16 @@ func TestPKIResumeRevokesAnUndeliveredCertificate(t *testing.T) {
 func TestPKIResumeAfterApplyDoesNotIssueAgain(t *testing.T) {
 	e := setupPKI(t, true)
 	issued0 := issuedCount(t, e.v)
-	j, c := &journal{fail: stepFailer(rotators.StepVerify)}, newClock()
+	j, c := &drive.Journal{Fail: drive.FailAtStep(rotators.StepVerify)}, drive.NewClock(time.Now())
 	var st rotators.State
-	if _, err := drive(t, e.rot, request(e.ref, j, c), &st); err == nil {
+	if _, err := drive.Run(t, e.rot, request(e.ref, j, c), &st, overlap); err == nil {
 		t.Fatal("drive did not report the journal failure")
 	}
-	resumed := j.last(t)
+	resumed := j.Last(t)
 	if resumed.Done != rotators.StepApply {
 		t.Fatalf("journal done = %q, want apply", resumed.Done)
 	}
-	if out := mustDrive(t, e.rot, request(e.ref, j, c), &resumed); !out.Completed || !resumed.Verified {
+	if out := drive.MustRun(t, e.rot, request(e.ref, j, c), &resumed, overlap); !out.Completed || !resumed.Verified {
 		t.Fatalf("outcome = %+v verified=%v", out, resumed.Verified)
 	}
 	if got := issuedCount(t, e.v); got != issued0+1 {
@@ -488,12 +490,12 @@ func TestPKIVerifyCatchesABrokenDelivery(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := setupPKI(t, true)
-			j, c := &journal{fail: stepFailer(rotators.StepVerify)}, newClock()
+			j, c := &drive.Journal{Fail: drive.FailAtStep(rotators.StepVerify)}, drive.NewClock(time.Now())
 			var st rotators.State
-			if _, err := drive(t, e.rot, request(e.ref, j, c), &st); err == nil {
+			if _, err := drive.Run(t, e.rot, request(e.ref, j, c), &st, overlap); err == nil {
 				t.Fatal("drive did not stop before verify")
 			}
-			st = j.last(t)
+			st = j.Last(t)
 			s := e.v.KV(t, deliverPath, 0)
 			data := s.Data
 			newKey, _ := data["private_key"].(string)
@@ -502,7 +504,7 @@ func TestPKIVerifyCatchesABrokenDelivery(t *testing.T) {
 
 			var errs []string
 			for i := 0; i < rotators.MaxStepFailures; i++ {
-				_, err := drive(t, e.rot, request(e.ref, j, c), &st)
+				_, err := drive.Run(t, e.rot, request(e.ref, j, c), &st, overlap)
 				if err == nil {
 					t.Fatalf("attempt %d: verify accepted a broken delivery", i+1)
 				}
@@ -514,7 +516,7 @@ func TestPKIVerifyCatchesABrokenDelivery(t *testing.T) {
 			if st.Rounds != 1 || st.Done != "" {
 				t.Fatalf("after %d failures: rounds=%d done=%q, want a fresh start", rotators.MaxStepFailures, st.Rounds, st.Done)
 			}
-			out := mustDrive(t, e.rot, request(e.ref, j, c), &st)
+			out := drive.MustRun(t, e.rot, request(e.ref, j, c), &st, overlap)
 			if !out.Completed {
 				t.Fatalf("fresh round outcome = %+v", out)
 			}
@@ -522,15 +524,15 @@ func TestPKIVerifyCatchesABrokenDelivery(t *testing.T) {
 			if version != 4 || st.After["serial"] != nb.serial || st.Before["serial"] != e.old.serial {
 				t.Errorf("after the fresh round: deliver_to version %d serial %s, before=%v after=%v", version, nb.serial, st.Before, st.After)
 			}
-			c.advance(overlap + 1)
-			if out = mustDrive(t, e.rot, request(e.ref, j, c), &st); !out.Retired {
+			c.Advance(overlap + 1)
+			if out = drive.MustRun(t, e.rot, request(e.ref, j, c), &st, overlap); !out.Retired {
 				t.Fatalf("outcome = %+v", out)
 			}
 			if !onCRL(t, e, e.old.serial) {
 				t.Error("the original old serial was not revoked after the fresh round")
 			}
-			assertNoLeak(t, map[string]string{"old key": e.old.key, "first new key": newKey, "final key": nb.key},
-				append(j.texts(), errs...))
+			drive.AssertNoLeak(t, map[string]string{"old key": e.old.key, "first new key": newKey, "final key": nb.key},
+				map[string][]string{"journal": j.Texts(), "errors": errs})
 		})
 	}
 }
@@ -539,7 +541,7 @@ func TestPKIVerifyCatchesABrokenDelivery(t *testing.T) {
 func TestPKIRefusesBadReferences(t *testing.T) {
 	e := setupPKI(t, false)
 	issued0 := issuedCount(t, e.v)
-	c := newClock()
+	c := drive.NewClock(time.Now())
 	bad := []struct {
 		name string
 		opts map[string]string
@@ -556,7 +558,7 @@ func TestPKIRefusesBadReferences(t *testing.T) {
 			ref := e.ref
 			ref.Options = tc.opts
 			var st rotators.State
-			_, err := drive(t, e.rot, request(ref, &journal{}, c), &st)
+			_, err := drive.Run(t, e.rot, request(ref, &drive.Journal{}, c), &st, overlap)
 			if err == nil || rotators.IsRetryable(err) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want a permanent error mentioning %q", err, tc.want)
 			}
@@ -584,17 +586,17 @@ func TestPKIIntermediateIssuerAndPeriodicCRL(t *testing.T) {
 		t.Fatal("the CRL was rebuilt on revocation; this test needs a periodic CRL")
 	}
 	issued0 := issuedCount(t, e.v)
-	j, c := &journal{}, newClock()
+	j, c := &drive.Journal{}, drive.NewClock(time.Now())
 	var st rotators.State
-	if out := mustDrive(t, e.rot, request(e.ref, j, c), &st); !out.Completed {
+	if out := drive.MustRun(t, e.rot, request(e.ref, j, c), &st, overlap); !out.Completed {
 		t.Fatalf("outcome = %+v", out)
 	}
 	version, nb := delivered(t, e)
 	if version != 2 || nb.serial == e.old.serial {
 		t.Fatalf("deliver_to version %d serial %s", version, nb.serial)
 	}
-	c.advance(overlap + 1)
-	if out := mustDrive(t, e.rot, request(e.ref, j, c), &st); !out.Retired {
+	c.Advance(overlap + 1)
+	if out := drive.MustRun(t, e.rot, request(e.ref, j, c), &st, overlap); !out.Retired {
 		t.Fatalf("outcome = %+v", out)
 	}
 	if revocationTime(t, e.v, e.old.serial) == 0 || !onCRL(t, e, e.old.serial) {

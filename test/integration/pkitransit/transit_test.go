@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/rotation-agent/rotation-agent/rotators"
 	"github.com/rotation-agent/rotation-agent/rotators/transit"
 	"github.com/rotation-agent/rotation-agent/test/harness"
+	"github.com/rotation-agent/rotation-agent/test/harness/drive"
 )
 
 const consumerPlaintext = "order #4711: 3 widgets"
@@ -135,7 +137,7 @@ func TestTransitRotation(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := setupTransit(t, tc.keyType, opts)
 			ctx := context.Background()
-			j, c := &journal{}, newClock()
+			j, c := &drive.Journal{}, drive.NewClock(time.Now())
 			req := request(e.ref, j, c)
 
 			plan, err := e.rot.Plan(ctx, req)
@@ -150,7 +152,7 @@ func TestTransitRotation(t *testing.T) {
 			}
 
 			var st rotators.State
-			out := mustDrive(t, e.rot, req, &st)
+			out := drive.MustRun(t, e.rot, req, &st, overlap)
 			if !out.Completed || !out.RetirePending {
 				t.Fatalf("outcome = %+v", out)
 			}
@@ -167,8 +169,8 @@ func TestTransitRotation(t *testing.T) {
 				t.Errorf("fingerprints before=%v after=%v", st.Before, st.After)
 			}
 
-			c.advance(overlap + 1)
-			if out = mustDrive(t, e.rot, req, &st); !out.Retired {
+			c.Advance(overlap + 1)
+			if out = drive.MustRun(t, e.rot, req, &st, overlap); !out.Retired {
 				t.Fatalf("outcome = %+v", out)
 			}
 			latest, minDec := keyState(t, e.v)
@@ -203,26 +205,26 @@ func TestTransitRotation(t *testing.T) {
 // already did: the key is rotated exactly once and raised once.
 func TestTransitResumeDoesNotRotateTwice(t *testing.T) {
 	e := setupTransit(t, "aes256-gcm96", map[string]string{transit.OptionMinDecryption: transit.MinDecryptionRaise})
-	j, c := &journal{}, newClock()
-	j.fail = func(st *rotators.State) error {
+	j, c := &drive.Journal{}, drive.NewClock(time.Now())
+	j.Fail = func(st *rotators.State) error {
 		if st.Done == rotators.StepApply && st.Started == "" {
-			return errSaveFailed
+			return drive.ErrSaveFailed
 		}
 		return nil
 	}
 	var st rotators.State
-	if _, err := drive(t, e.rot, request(e.ref, j, c), &st); err == nil {
+	if _, err := drive.Run(t, e.rot, request(e.ref, j, c), &st, overlap); err == nil {
 		t.Fatal("drive did not report the journal failure")
 	}
 	if latest, _ := keyState(t, e.v); latest != 2 {
 		t.Fatalf("latest_version %d after the failed drive, want 2", latest)
 	}
-	resumed := j.last(t)
+	resumed := j.Last(t)
 	if resumed.Done != rotators.StepPrepare || resumed.Data["rotating_at"] == "" {
 		t.Fatalf("journal = %+v, want prepare done and the intent to rotate", resumed)
 	}
-	j.fail = nil
-	if out := mustDrive(t, e.rot, request(e.ref, j, c), &resumed); !out.Completed || !out.Resumed {
+	j.Fail = nil
+	if out := drive.MustRun(t, e.rot, request(e.ref, j, c), &resumed, overlap); !out.Completed || !out.Resumed {
 		t.Fatalf("outcome = %+v", out)
 	}
 	if latest, _ := keyState(t, e.v); latest != 2 {
@@ -233,25 +235,25 @@ func TestTransitResumeDoesNotRotateTwice(t *testing.T) {
 	}
 
 	// Now the retire: its completion cannot be saved, and the agent restarts.
-	c.advance(overlap + 1)
-	j.fail = func(st *rotators.State) error {
+	c.Advance(overlap + 1)
+	j.Fail = func(st *rotators.State) error {
 		if st.Done == rotators.StepRetire {
-			return errSaveFailed
+			return drive.ErrSaveFailed
 		}
 		return nil
 	}
-	if _, err := drive(t, e.rot, request(e.ref, j, c), &resumed); err == nil {
+	if _, err := drive.Run(t, e.rot, request(e.ref, j, c), &resumed, overlap); err == nil {
 		t.Fatal("drive did not report the journal failure")
 	}
 	if _, minDec := keyState(t, e.v); minDec != 2 {
 		t.Fatalf("min_decryption_version %d, want 2", minDec)
 	}
-	again := j.last(t)
+	again := j.Last(t)
 	if again.Started != rotators.StepRetire {
 		t.Fatalf("journal = %+v, want retire started", again)
 	}
-	j.fail = nil
-	if out := mustDrive(t, e.rot, request(e.ref, j, c), &again); !out.Retired {
+	j.Fail = nil
+	if out := drive.MustRun(t, e.rot, request(e.ref, j, c), &again, overlap); !out.Retired {
 		t.Fatalf("outcome = %+v", out)
 	}
 	if latest, minDec := keyState(t, e.v); latest != 2 || minDec != 2 {
@@ -265,15 +267,15 @@ func TestTransitResumeDoesNotRotateTwice(t *testing.T) {
 // A journal that cannot record the intent to rotate stops the rotation before Vault is touched.
 func TestTransitNoRotationWithoutTheIntentSaved(t *testing.T) {
 	e := setupTransit(t, "aes256-gcm96", nil)
-	j, c := &journal{}, newClock()
-	j.fail = func(st *rotators.State) error {
+	j, c := &drive.Journal{}, drive.NewClock(time.Now())
+	j.Fail = func(st *rotators.State) error {
 		if st.Data["rotating_at"] != "" {
-			return errSaveFailed
+			return drive.ErrSaveFailed
 		}
 		return nil
 	}
 	var st rotators.State
-	if _, err := drive(t, e.rot, request(e.ref, j, c), &st); err == nil || !rotators.IsRetryable(err) {
+	if _, err := drive.Run(t, e.rot, request(e.ref, j, c), &st, overlap); err == nil || !rotators.IsRetryable(err) {
 		t.Fatalf("drive: %v, want a retryable error", err)
 	}
 	if latest, _ := keyState(t, e.v); latest != 1 {
@@ -285,16 +287,16 @@ func TestTransitNoRotationWithoutTheIntentSaved(t *testing.T) {
 // apply) is adopted, not repeated.
 func TestTransitAdoptsAForeignRotation(t *testing.T) {
 	e := setupTransit(t, "aes256-gcm96", nil)
-	j, c := &journal{fail: stepFailer(rotators.StepApply)}, newClock()
+	j, c := &drive.Journal{Fail: drive.FailAtStep(rotators.StepApply)}, drive.NewClock(time.Now())
 	var st rotators.State
-	if _, err := drive(t, e.rot, request(e.ref, j, c), &st); err == nil {
+	if _, err := drive.Run(t, e.rot, request(e.ref, j, c), &st, overlap); err == nil {
 		t.Fatal("drive did not stop before apply")
 	}
 	if _, err := e.v.Root.Logical().Write("transit/keys/orders/rotate", nil); err != nil {
 		t.Fatal(err)
 	}
-	st = j.last(t)
-	if out := mustDrive(t, e.rot, request(e.ref, j, c), &st); !out.Completed {
+	st = j.Last(t)
+	if out := drive.MustRun(t, e.rot, request(e.ref, j, c), &st, overlap); !out.Completed {
 		t.Fatalf("outcome = %+v", out)
 	}
 	if latest, _ := keyState(t, e.v); latest != 2 {
@@ -309,19 +311,19 @@ func TestTransitAdoptsAForeignRotation(t *testing.T) {
 // the new version: the version the rotation made no longer decrypts, and verify says so.
 func TestTransitVerifyCatchesAVersionThatDoesNotDecrypt(t *testing.T) {
 	e := setupTransit(t, "aes256-gcm96", nil)
-	j, c := &journal{fail: stepFailer(rotators.StepVerify)}, newClock()
+	j, c := &drive.Journal{Fail: drive.FailAtStep(rotators.StepVerify)}, drive.NewClock(time.Now())
 	var st rotators.State
-	if _, err := drive(t, e.rot, request(e.ref, j, c), &st); err == nil {
+	if _, err := drive.Run(t, e.rot, request(e.ref, j, c), &st, overlap); err == nil {
 		t.Fatal("drive did not stop before verify")
 	}
-	st = j.last(t)
+	st = j.Last(t)
 	if _, err := e.v.Root.Logical().Write("transit/keys/orders/rotate", nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.v.Root.Logical().Write("transit/keys/orders/config", map[string]any{"min_decryption_version": 3}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := drive(t, e.rot, request(e.ref, j, c), &st)
+	_, err := drive.Run(t, e.rot, request(e.ref, j, c), &st, overlap)
 	if err == nil {
 		t.Fatal("verify accepted a key version that no longer decrypts")
 	}
@@ -336,7 +338,7 @@ func TestTransitVerifyCatchesAVersionThatDoesNotDecrypt(t *testing.T) {
 // Misconfigured references are refused without touching the key.
 func TestTransitRefusesBadReferences(t *testing.T) {
 	e := setupTransit(t, "aes256-gcm96", nil)
-	c := newClock()
+	c := drive.NewClock(time.Now())
 	for _, tc := range []struct {
 		name string
 		ref  events.CredentialRef
@@ -349,7 +351,7 @@ func TestTransitRefusesBadReferences(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var st rotators.State
-			_, err := drive(t, e.rot, request(tc.ref, &journal{}, c), &st)
+			_, err := drive.Run(t, e.rot, request(tc.ref, &drive.Journal{}, c), &st, overlap)
 			if err == nil || rotators.IsRetryable(err) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want a permanent error mentioning %q", err, tc.want)
 			}
