@@ -34,6 +34,9 @@ type Config struct {
 	// Overlap is how long an old credential keeps working after the new one is promoted,
 	// unless the credential sets its own "overlap" option; zero retires it at once.
 	Overlap time.Duration `split_words:"true" default:"0s"`
+	// LockTTL is how long a worker's lock on a credential lasts without renewal; a worker that
+	// dies releases its locks after it.
+	LockTTL time.Duration `split_words:"true" default:"1m"`
 	// RetireInterval is how often the agent looks for old credentials due to be retired.
 	RetireInterval time.Duration `split_words:"true" default:"15s"`
 	// InventoryFile is the YAML file of bindings from targets to credentials; none when empty.
@@ -242,6 +245,9 @@ func (c Config) Validate() error {
 	}
 	if c.Overlap < 0 {
 		bad("%s: must not be negative", env("OVERLAP"))
+	}
+	if c.LockTTL < 3*time.Second {
+		bad("%s: must be at least 3s", env("LOCK_TTL"))
 	}
 	if c.RetireInterval < time.Second {
 		bad("%s: must be at least 1s", env("RETIRE_INTERVAL"))

@@ -28,6 +28,7 @@ type pipeline struct {
 	journal    *journal
 	registry   *rotators.Registry
 	catalog    *catalog
+	locks      *locks
 	subjects   events.Subjects
 	agent      events.AgentInfo
 	redactor   *Redactor
@@ -150,6 +151,18 @@ func (p *pipeline) evidenceEnvelope(changeID, eventID string, changeType events.
 func (p *pipeline) credential(ctx context.Context, ev *events.ChangeEvent, ref events.CredentialRef, log logrus.FieldLogger, final bool) (events.CredentialEvidence, error) {
 	entry, rev, err := p.journal.entry(ctx, ev.Data.ID, ref.Key())
 	if err != nil {
+		return events.CredentialEvidence{}, err
+	}
+	if entry.Evidence != nil && (entry.Final || entry.RetirePending) {
+		return *entry.Evidence, nil
+	}
+	release, err := p.locks.acquire(ctx, ref.Key(), ev.Data.ID)
+	if err != nil {
+		return events.CredentialEvidence{}, rotators.Retryable(fmt.Errorf("%s: %w", ref.ID(), err))
+	}
+	defer release()
+	// Re-read under the lock: the holder before us may have finished this very entry.
+	if entry, rev, err = p.journal.entry(ctx, ev.Data.ID, ref.Key()); err != nil {
 		return events.CredentialEvidence{}, err
 	}
 	if entry.Evidence != nil && (entry.Final || entry.RetirePending) {

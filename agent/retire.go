@@ -43,7 +43,18 @@ func (p *pipeline) sweepRetirements(ctx context.Context) {
 			continue
 		}
 		if entry.RetirePending {
-			if _, err := p.drive(ctx, &entry, &rev, log, false); errors.Is(err, errStaleJournal) {
+			release, err := p.locks.acquire(ctx, entry.Credential, entry.ChangeID)
+			if err != nil {
+				log.WithError(err).Info("retire waits for the credential's lock")
+				continue
+			}
+			if entry, rev, err = p.journal.entry(ctx, idx.ChangeID, idx.Credential); err != nil || !entry.RetirePending {
+				release()
+				continue
+			}
+			_, err = p.drive(ctx, &entry, &rev, log, false)
+			release()
+			if errors.Is(err, errStaleJournal) {
 				continue // another replica took it
 			} else if err != nil {
 				log.WithError(err).Warn("retire failed; will retry")

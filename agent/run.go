@@ -101,6 +101,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		journal:        &journal{kv: res.journal},
 		registry:       registry,
 		catalog:        cat,
+		locks:          newLocks(res.journal, cfg.AgentID, cfg.LockTTL),
 		subjects:       subjects,
 		agent:          events.AgentInfo{ID: cfg.AgentID, Version: Version},
 		redactor:       redactor,

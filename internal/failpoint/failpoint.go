@@ -1,12 +1,14 @@
 // Package failpoint lets fault tests stop the agent abruptly at a named point, as a kill -9
-// would. A failpoint is armed by naming it in the ROTATION_AGENT_FAILPOINT environment
-// variable; when the agent reaches an armed point the process exits at once with ExitCode,
-// without deferred functions, acks or flushing. Unarmed points cost one comparison.
+// would, or slow it down there. A failpoint is armed by naming it in the
+// ROTATION_AGENT_FAILPOINT environment variable: NAME makes the process exit at once with
+// ExitCode, without deferred functions, acks or flushing; NAME=DURATION (for example
+// after-journal-apply=2s) makes it pause there instead. Unarmed points cost one comparison.
 package failpoint
 
 import (
 	"os"
 	"strings"
+	"time"
 )
 
 // EnvVar names the environment variable holding the armed failpoints, comma separated.
@@ -27,22 +29,36 @@ const (
 
 var armed = parse(os.Getenv(EnvVar))
 
-func parse(v string) map[string]bool {
+// parse reads the armed failpoints: each maps to a pause, or to zero for an exit.
+func parse(v string) map[string]time.Duration {
 	if v == "" {
 		return nil
 	}
-	m := map[string]bool{}
-	for _, name := range strings.Split(v, ",") {
-		if name = strings.TrimSpace(name); name != "" {
-			m[name] = true
+	m := map[string]time.Duration{}
+	for _, item := range strings.Split(v, ",") {
+		name, pause, _ := strings.Cut(strings.TrimSpace(item), "=")
+		if name == "" {
+			continue
 		}
+		d, err := time.ParseDuration(pause)
+		if err != nil {
+			d = 0
+		}
+		m[name] = d
 	}
 	return m
 }
 
-// Hit exits the process if the failpoint name is armed.
+// Hit exits the process, or pauses, if the failpoint name is armed.
 func Hit(name string) {
-	if armed != nil && armed[name] {
+	if armed == nil {
+		return
+	}
+	if pause, ok := armed[name]; ok {
+		if pause > 0 {
+			time.Sleep(pause)
+			return
+		}
 		os.Exit(ExitCode)
 	}
 }

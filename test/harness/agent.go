@@ -43,6 +43,7 @@ func AgentConfig(t testing.TB, v *Vault, token string, n *NATS) agent.Config {
 	cfg.NATS.URL = []string{n.URL}
 	cfg.NATS.AckWait = 5 * time.Second
 	cfg.ShutdownTimeout = 5 * time.Second
+	cfg.LockTTL = 3 * time.Second
 	return cfg
 }
 

@@ -29,6 +29,7 @@ func processEnv(v *harness.Vault, token string, n *harness.NATS, extra ...string
 		"ROTATION_AGENT_NATS_URL=" + n.URL,
 		"ROTATION_AGENT_NATS_ACK_WAIT=5s",
 		"ROTATION_AGENT_SHUTDOWN_TIMEOUT=5s",
+		"ROTATION_AGENT_LOCK_TTL=3s",
 	}, extra...)
 }
 
