@@ -149,20 +149,14 @@ func (p *pipeline) evidenceEnvelope(changeID, eventID string, changeType events.
 // credential runs one credential through its rotator's steps under the journal. A retryable
 // failure is returned as an error (the change is retried); anything else ends in evidence.
 func (p *pipeline) credential(ctx context.Context, ev *events.ChangeEvent, ref events.CredentialRef, log logrus.FieldLogger, final bool) (events.CredentialEvidence, error) {
-	entry, rev, err := p.journal.entry(ctx, ev.Data.ID, ref.Key())
-	if err != nil {
-		return events.CredentialEvidence{}, err
-	}
-	if entry.Evidence != nil && (entry.Final || entry.RetirePending) {
-		return *entry.Evidence, nil
-	}
 	release, err := p.locks.acquire(ctx, ref.Key(), ev.Data.ID)
 	if err != nil {
 		return events.CredentialEvidence{}, rotators.Retryable(fmt.Errorf("%s: %w", ref.ID(), err))
 	}
 	defer release()
-	// Re-read under the lock: the holder before us may have finished this very entry.
-	if entry, rev, err = p.journal.entry(ctx, ev.Data.ID, ref.Key()); err != nil {
+	// Read under the lock: the holder before us may have finished this very entry.
+	entry, rev, err := p.journal.entry(ctx, ev.Data.ID, ref.Key())
+	if err != nil {
 		return events.CredentialEvidence{}, err
 	}
 	if entry.Evidence != nil && (entry.Final || entry.RetirePending) {
