@@ -113,6 +113,12 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		retry:          newBackoff(2*time.Second, 2*time.Minute),
 	}
 
+	deadLetters, err := p.watchDeadLetters(nc, cfg.NATS.ChangeStream, cfg.NATS.Consumer)
+	if err != nil {
+		return fmt.Errorf("subscribe to max-deliveries advisories: %w", err)
+	}
+	defer func() { _ = deadLetters.Unsubscribe() }()
+
 	// Every background goroutine is owned by bgCtx, which ends when Run returns for any
 	// reason; Run then waits for them, so a stop is bounded and leaves nothing running.
 	var wg sync.WaitGroup

@@ -35,6 +35,9 @@ func (s Subjects) Evidence(changeID string) string {
 	return s.Prefix + ".evidence." + Token(changeID)
 }
 
+// DeadLetter is the subject a change event that ran out of deliveries is copied to.
+func (s Subjects) DeadLetter() string { return s.Prefix + ".deadletter" }
+
 // Rejections is the subject rejection records are published on.
 func (s Subjects) Rejections() string { return s.Prefix + ".rejections" }
 
