@@ -42,6 +42,11 @@ type Binding struct {
 	Actions map[string]events.Action
 	// Source says where the binding came from: "inventory:<file>:<line>" or "discovery:<what>".
 	Source string
+	// Schedule is a cron expression (five fields or a @descriptor) on which the credential is
+	// rotated even when no change touches it; empty for none.
+	Schedule string
+	// ApprovedEntitlements is the access the credential's identities are approved to have.
+	ApprovedEntitlements []events.ApprovedEntitlements
 }
 
 // Change categories with a built-in action policy.

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/rotation-agent/rotation-agent/events"
@@ -149,7 +150,7 @@ func (p *parser) document(n *yaml.Node) []Binding {
 
 func (p *parser) binding(n *yaml.Node, where string) (Binding, bool) {
 	before := len(p.errs)
-	f := p.fields(n, where, "name", "select", "credential", "owner", "on")
+	f := p.fields(n, where, "name", "select", "credential", "owner", "on", "schedule", "approved_entitlements")
 	b := Binding{Source: fmt.Sprintf("inventory:%s:%d", p.file, n.Line), Selectors: Selectors{}, Actions: map[string]events.Action{}}
 	if v := f["name"]; v == nil || v.Value == "" {
 		p.bad(n, where, "name is required")
@@ -159,6 +160,15 @@ func (p *parser) binding(n *yaml.Node, where string) (Binding, bool) {
 	}
 	if v := f["owner"]; v != nil {
 		b.Owner = v.Value
+	}
+	if v := f["schedule"]; v != nil {
+		if _, err := cron.ParseStandard(v.Value); err != nil {
+			p.bad(v, where+".schedule", "%q is not a cron schedule: %v", v.Value, err)
+		}
+		b.Schedule = v.Value
+	}
+	if v := f["approved_entitlements"]; v != nil {
+		b.ApprovedEntitlements = p.entitlements(v, where+".approved_entitlements")
 	}
 	if sel := f["select"]; sel == nil {
 		p.bad(n, where, "select is required: at least one of %s", strings.Join(SelectorKeys, ", "))
@@ -205,6 +215,34 @@ func (p *parser) binding(n *yaml.Node, where string) (Binding, bool) {
 		}
 	}
 	return b, len(p.errs) == before
+}
+
+// entitlements reads a list of {identity, policies}.
+func (p *parser) entitlements(n *yaml.Node, where string) []events.ApprovedEntitlements {
+	if n.Kind != yaml.SequenceNode {
+		p.bad(n, where, "must be a list of {identity, policies}")
+		return nil
+	}
+	out := make([]events.ApprovedEntitlements, 0, len(n.Content))
+	for i, item := range n.Content {
+		w := fmt.Sprintf("%s[%d]", where, i)
+		f := p.fields(item, w, "identity", "policies")
+		var e events.ApprovedEntitlements
+		if v := f["identity"]; v == nil || v.Value == "" {
+			p.bad(item, w, "identity is required")
+		} else {
+			e.Identity = v.Value
+		}
+		if v := f["policies"]; v == nil {
+			p.bad(item, w, "policies is required (an empty list approves none)")
+		} else if v.Kind == yaml.SequenceNode && len(v.Content) == 0 {
+			e.Policies = []string{}
+		} else {
+			e.Policies = p.strings(v, w+".policies")
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 func (p *parser) credential(n *yaml.Node, where string) events.CredentialRef {

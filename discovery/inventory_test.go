@@ -446,3 +446,32 @@ func TestInventoryEdgeDuplicateCategory(t *testing.T) {
 		t.Errorf("got %v, want the repeated option (line 5) and category (line 6)", err)
 	}
 }
+
+func TestInventoryScheduleAndEntitlements(t *testing.T) {
+	src := "version: 1\nbindings:\n" +
+		"  - name: a\n    select: {services: [a]}\n    credential: {kind: kv-v2, mount: secret, path: a}\n" +
+		"    schedule: \"0 3 * * 1\"\n" +
+		"    approved_entitlements:\n      - identity: approle:payments\n        policies: [payments-read, payments-write]\n" +
+		"      - identity: approle:reporting\n        policies: []\n"
+	bs, err := ParseInventory("inv.yaml", []byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []events.ApprovedEntitlements{
+		{Identity: "approle:payments", Policies: []string{"payments-read", "payments-write"}},
+		{Identity: "approle:reporting", Policies: []string{}},
+	}
+	if bs[0].Schedule != "0 3 * * 1" || !reflect.DeepEqual(bs[0].ApprovedEntitlements, want) {
+		t.Errorf("binding = %+v", bs[0])
+	}
+	bad := "version: 1\nbindings:\n" +
+		"  - name: a\n    select: {services: [a]}\n    credential: {kind: kv-v2, mount: secret, path: a}\n" +
+		"    schedule: every tuesday\n" +
+		"    approved_entitlements:\n      - policies: [x]\n"
+	_, err = ParseInventory("inv.yaml", []byte(bad), nil)
+	for _, want := range []string{"inv.yaml:6: bindings[0] (a).schedule:", "inv.yaml:8: bindings[0] (a).approved_entitlements[0]: identity is required"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+}
