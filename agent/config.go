@@ -243,8 +243,8 @@ func (c Config) Validate() error {
 	if c.InventoryReloadInterval < time.Second {
 		bad("%s: must be at least 1s", env("INVENTORY_RELOAD_INTERVAL"))
 	}
-	if c.Overlap < 0 {
-		bad("%s: must not be negative", env("OVERLAP"))
+	if c.Overlap < 0 || c.Overlap > maxOverlap {
+		bad("%s: must be between 0s and %s", env("OVERLAP"), maxOverlap)
 	}
 	if c.LockTTL < 3*time.Second {
 		bad("%s: must be at least 3s", env("LOCK_TTL"))
@@ -305,8 +305,11 @@ func (c Config) Validate() error {
 		}
 		for _, raw := range n.URL {
 			u, err := url.Parse(raw)
-			if err != nil || u.Host == "" || !oneOf(u.Scheme, "nats", "tls", "ws", "wss") {
-				bad("%s: %q is not a nats://, tls://, ws:// or wss:// URL", env("NATS_URL"), raw)
+			switch {
+			case err != nil || u.Host == "" || !oneOf(u.Scheme, "nats", "tls", "ws", "wss"):
+				bad("%s: %q is not a nats://, tls://, ws:// or wss:// URL", env("NATS_URL"), redactURL(raw))
+			case u.User != nil:
+				bad("%s: %q carries credentials; use %s/%s (or their _FILE variants) instead", env("NATS_URL"), redactURL(raw), env("NATS_USER"), env("NATS_PASSWORD"))
 			}
 		}
 	} else if n.EmbeddedStoreDir == "" {
@@ -359,6 +362,18 @@ func (c Config) Validate() error {
 		errs[i] = fmt.Errorf("invalid configuration: %w", e)
 	}
 	return errors.Join(errs...)
+}
+
+// redactURL hides the password of a URL that carries one.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		if i := strings.LastIndex(raw, "@"); i >= 0 {
+			return "…@" + raw[i+1:]
+		}
+		return raw
+	}
+	return u.Redacted()
 }
 
 func checkFile(errs *[]error, name, path string) {

@@ -76,7 +76,7 @@ func (c Config) PrintEffective(w io.Writer) error {
 		case f.value.Kind() == reflect.Slice:
 			parts := make([]string, f.value.Len())
 			for i := range parts {
-				parts[i] = fmt.Sprint(f.value.Index(i).Interface())
+				parts[i] = redactURL(fmt.Sprint(f.value.Index(i).Interface()))
 			}
 			val = strings.Join(parts, ",")
 		default:

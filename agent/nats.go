@@ -93,7 +93,11 @@ func connectNATS(cfg NATSConfig, urls []string, name string, timeout time.Durati
 	}
 	nc, err := nats.Connect(strings.Join(urls, ","), opts...)
 	if err != nil {
-		return nil, fmt.Errorf("nats at %s: %w", strings.Join(urls, ","), err)
+		shown := make([]string, len(urls))
+		for i, u := range urls {
+			shown[i] = redactURL(u)
+		}
+		return nil, fmt.Errorf("nats at %s: %w", strings.Join(shown, ","), err)
 	}
 	return nc, nil
 }

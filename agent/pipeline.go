@@ -18,6 +18,10 @@ import (
 	"github.com/rotation-agent/rotation-agent/rotators"
 )
 
+// maxOverlap keeps every overlap window well inside the journal's retention, so a retirement
+// is never forgotten.
+const maxOverlap = journalRetention / 2
+
 // eventSource is the CloudEvents source of every record the agent publishes.
 const eventSource = "rotation-agent"
 
@@ -160,6 +164,12 @@ func (p *pipeline) credential(ctx context.Context, ev *events.ChangeEvent, ref e
 		return events.CredentialEvidence{}, err
 	}
 	if entry.Evidence != nil && (entry.Final || entry.RetirePending) {
+		if entry.RetirePending {
+			// The index may be missing if the agent stopped right after recording the entry.
+			if err := p.journal.scheduleRetire(ctx, entry); err != nil {
+				return events.CredentialEvidence{}, err
+			}
+		}
 		return *entry.Evidence, nil
 	}
 	if rev == 0 {
@@ -283,8 +293,8 @@ func (p *pipeline) overlap(ref events.CredentialRef) (time.Duration, error) {
 		return p.defaultOverlap, nil
 	}
 	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
-		return 0, rotators.Permanent(fmt.Errorf("option overlap=%q: want a duration such as 15m", v))
+	if err != nil || d < 0 || d > maxOverlap {
+		return 0, rotators.Permanent(fmt.Errorf("option overlap=%q: want a duration such as 15m, at most %s", v, maxOverlap))
 	}
 	return d, nil
 }

@@ -154,12 +154,16 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 
 	log.WithFields(logrus.Fields{"subject": subjects.ChangeCompleted(), "consumer": cfg.NATS.Consumer, "kinds": registry.Kinds()}).Info("agent started; consuming change events")
 	if opts.Ready != nil {
-		opts.Ready(nc.ConnectedUrl())
+		opts.Ready(nc.ConnectedUrlRedacted())
 	}
 	err = consume(ctx, res.consumer, p, cfg, log)
 	log.Info("agent stopping")
 	if drainErr := nc.Drain(); drainErr != nil && !errors.Is(drainErr, nats.ErrConnectionClosed) {
 		log.WithError(drainErr).Warn("nats drain failed")
+	}
+	// Drain is asynchronous: let in-flight handlers (dead-letter records) finish, within bounds.
+	for deadline := time.Now().Add(cfg.ShutdownTimeout); !nc.IsClosed() && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
 	}
 	return err
 }
