@@ -201,7 +201,9 @@ func (p *pipeline) drive(ctx context.Context, entry *journalEntry, rev *uint64, 
 		overlap, err = p.overlap(ref)
 		if err == nil {
 			log.WithField("step", entry.State.Done).Info("rotating credential")
-			out, err = rotators.Drive(ctx, rot, p.request(entry, rev), &entry.State, overlap)
+			req, forget := p.request(entry, rev)
+			defer forget() // after the evidence's error text has been redacted
+			out, err = rotators.Drive(ctx, rot, req, &entry.State, overlap)
 		}
 	}
 	st := entry.State
@@ -252,8 +254,14 @@ func (p *pipeline) drive(ctx context.Context, entry *journalEntry, rev *uint64, 
 
 // request builds the rotator request for a journal entry; Save advances the entry with
 // compare-and-set, which fences a stale worker.
-func (p *pipeline) request(entry *journalEntry, rev *uint64) rotators.Request {
+func (p *pipeline) request(entry *journalEntry, rev *uint64) (rotators.Request, func()) {
 	generate := p.generator.For(entry.Ref)
+	var generated []string
+	forget := func() {
+		for _, v := range generated {
+			p.redactor.Forget(v)
+		}
+	}
 	return rotators.Request{
 		ChangeID:   entry.ChangeID,
 		Credential: entry.Ref,
@@ -274,12 +282,14 @@ func (p *pipeline) request(entry *journalEntry, rev *uint64) rotators.Request {
 		Generate: func(ctx context.Context) (string, error) {
 			v, err := generate(ctx)
 			if err == nil {
-				// Known from now on, so no log line can carry it; it lives in Vault anyway.
+				// Known while the agent holds it, so no log line can carry it; forgotten when
+				// the drive ends (the value then lives only in Vault), so memory stays bounded.
 				p.redactor.Add(v)
+				generated = append(generated, v)
 			}
 			return v, err
 		},
-	}
+	}, forget
 }
 
 // overlap is how long the old credential stays valid after the new one is promoted: the

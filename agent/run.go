@@ -156,7 +156,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if opts.Ready != nil {
 		opts.Ready(nc.ConnectedUrlRedacted())
 	}
-	err = consume(ctx, res.consumer, p, cfg, log)
+	err = consume(ctx, res.consumer, p, cfg, log, vs.healthy.Load)
 	log.Info("agent stopping")
 	if drainErr := nc.Drain(); drainErr != nil && !errors.Is(drainErr, nats.ErrConnectionClosed) {
 		log.WithError(drainErr).Warn("nats drain failed")
@@ -168,16 +168,24 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	return err
 }
 
-// consume feeds delivered messages to the pipeline one at a time until ctx ends. A message in
+// consume feeds delivered messages to the pipeline one at a time until ctx ends, pausing while
+// vaultUp reports the Vault session cannot log in. A message in
 // hand when ctx ends gets up to ShutdownTimeout to finish; after that its work is cancelled and
 // JetStream redelivers it, and the journal resumes it.
-func consume(ctx context.Context, cons jetstream.Consumer, p *pipeline, cfg Config, log logrus.FieldLogger) error {
+func consume(ctx context.Context, cons jetstream.Consumer, p *pipeline, cfg Config, log logrus.FieldLogger, vaultUp func() bool) error {
 	iter, err := cons.Messages(jetstream.PullMaxMessages(1))
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", cfg.NATS.Consumer, err)
 	}
 	defer iter.Stop()
 	for {
+		// While the agent cannot log in to Vault it takes no work: changes wait in the stream
+		// without spending their deliveries.
+		for !vaultUp() {
+			if !sleepCtx(ctx, time.Second) {
+				return nil
+			}
+		}
 		msg, err := iter.Next(jetstream.NextContext(ctx))
 		if ctx.Err() != nil {
 			return nil

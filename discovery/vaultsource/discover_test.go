@@ -339,7 +339,7 @@ func TestConfigValidate(t *testing.T) {
 	if err == nil {
 		t.Fatal("invalid configuration accepted")
 	}
-	for _, want := range []string{"kv-v2:secret is listed twice", "prefix \"a/../b\"", "deliver_to \"\"", "role \"a/b\"", "minute field", "max_visits -1"} {
+	for _, want := range []string{"kv-v2:secret is listed twice", "prefix \"a/../b\"", "deliver_to \"\"", "role \"a/b\"", "above maximum", "max_visits -1"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
