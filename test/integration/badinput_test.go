@@ -68,11 +68,24 @@ func TestBadInputIsRejectedAndAgentContinues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
+	// The agent acknowledges after publishing evidence, so the last ack may trail the
+	// evidence by a moment: wait for it rather than racing it.
+	var info *jetstream.ConsumerInfo
+	for {
+		info, err = cons.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumAckPending == 0 && info.NumPending == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("consumer still has ack pending %d, pending %d", info.NumAckPending, info.NumPending)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	if info.NumAckPending != 0 || info.NumRedelivered != 0 || info.NumPending != 0 {
-		t.Errorf("consumer has ack pending %d, redelivered %d, pending %d; want all 0", info.NumAckPending, info.NumRedelivered, info.NumPending)
+	if info.NumRedelivered != 0 {
+		t.Errorf("consumer redelivered %d messages; rejected messages must be terminated", info.NumRedelivered)
 	}
 }
