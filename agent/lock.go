@@ -36,9 +36,15 @@ type lockRecord struct {
 
 func lockKey(credential string) string { return "lock." + hashToken(credential) }
 
+// errLockLost ends the work of a holder whose lock expired or was taken over: another worker
+// may now be rotating the credential, so the stale holder must stop before its next step.
+var errLockLost = errors.New("credential lock lost")
+
 // acquire takes the lock of a credential for a change, or returns an error wrapping
-// errLocked naming the holder. release stops the renewal and removes the lock.
-func (l *locks) acquire(ctx context.Context, credential, changeID string) (release func(), err error) {
+// errLocked naming the holder. The returned context ends, with errLockLost as its cause, if
+// the lock is lost while held; work on the credential must use it. release stops the renewal
+// and removes the lock.
+func (l *locks) acquire(ctx context.Context, credential, changeID string) (held context.Context, release func(), err error) {
 	key := lockKey(credential)
 	rec := lockRecord{Owner: l.owner, ChangeID: changeID, Expires: time.Now().Add(l.ttl).UTC()}
 	raw, _ := json.Marshal(rec)
@@ -47,17 +53,21 @@ func (l *locks) acquire(ctx context.Context, credential, changeID string) (relea
 		rev, err = l.takeOver(ctx, key, raw)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	held, lost := context.WithCancelCause(ctx)
 	renewCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		l.renew(renewCtx, key, rec, &rev)
+		if err := l.renew(renewCtx, key, rec, &rev); err != nil {
+			lost(err)
+		}
 	}()
-	return func() {
+	return held, func() {
 		stop()
 		<-done
+		lost(context.Canceled)
 		// Only our own revision is deleted; a lock taken over after expiry stays its new holder's.
 		_ = l.kv.Delete(context.WithoutCancel(ctx), key, jetstream.LastRevision(rev))
 	}, nil
@@ -83,19 +93,31 @@ func (l *locks) takeOver(ctx context.Context, key string, raw []byte) (uint64, e
 	return rev, nil
 }
 
-// renew pushes the expiry forward every third of the TTL until ctx ends.
-func (l *locks) renew(ctx context.Context, key string, rec lockRecord, rev *uint64) {
+// renew pushes the expiry forward every third of the TTL until ctx ends. It returns an error
+// wrapping errLockLost when the lock is no longer the caller's: its record changed under it
+// (taken over after expiry), or it could not be renewed before it expired.
+func (l *locks) renew(ctx context.Context, key string, rec lockRecord, rev *uint64) error {
 	ticker := time.NewTicker(l.ttl / 3)
 	defer ticker.Stop()
+	expires := rec.Expires
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-ticker.C:
+			if time.Now().After(expires) {
+				// Frozen or cut off past the expiry: someone may have taken it over already.
+				return fmt.Errorf("%w: not renewed before it expired at %s", errLockLost, expires.Format(time.RFC3339))
+			}
 			rec.Expires = time.Now().Add(l.ttl).UTC()
 			raw, _ := json.Marshal(rec)
-			if newRev, err := l.kv.Update(ctx, key, raw, *rev); err == nil {
-				*rev = newRev
+			newRev, err := l.kv.Update(ctx, key, raw, *rev)
+			var apiErr *jetstream.APIError
+			switch {
+			case err == nil:
+				*rev, expires = newRev, rec.Expires
+			case errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence:
+				return fmt.Errorf("%w: its record was changed by another worker", errLockLost)
 			}
 		}
 	}

@@ -43,6 +43,8 @@ type pipeline struct {
 	// defaultOverlap is the overlap window of credentials that do not set one.
 	defaultOverlap time.Duration
 	retry          backoff
+	// vaultWait spaces the attempts of a change held while Vault is unavailable.
+	vaultWait backoff
 }
 
 // deliveryCount converts JetStream's delivery counter, saturating instead of overflowing.
@@ -76,6 +78,16 @@ func (p *pipeline) handle(ctx context.Context, msg jetstream.Msg) {
 	final := delivery >= p.maxDeliver
 
 	env, err := p.reconcile(ctx, ev, log, final)
+	for attempt := 1; err != nil && rotators.IsUnavailable(err); attempt++ {
+		// Vault is sealed, overloaded or unreachable: hold the change (the consumer keeps it
+		// in progress) and try again, rather than spending its deliveries on an outage.
+		delay := p.vaultWait.delay(attempt)
+		log.WithError(err).WithFields(logrus.Fields{"retry_in": delay.String(), "attempt": attempt}).Warn("vault unavailable; holding the change until it answers")
+		if !sleepCtx(ctx, delay) {
+			break
+		}
+		env, err = p.reconcile(ctx, ev, log, final)
+	}
 	if err != nil {
 		delay := p.retry.delay(delivery)
 		log.WithError(err).WithField("retry_in", delay.String()).Warn("change not reconciled yet; will retry")
@@ -153,11 +165,21 @@ func (p *pipeline) evidenceEnvelope(changeID, eventID string, changeType events.
 // credential runs one credential through its rotator's steps under the journal. A retryable
 // failure is returned as an error (the change is retried); anything else ends in evidence.
 func (p *pipeline) credential(ctx context.Context, ev *events.ChangeEvent, ref events.CredentialRef, log logrus.FieldLogger, final bool) (events.CredentialEvidence, error) {
-	release, err := p.locks.acquire(ctx, ref.Key(), ev.Data.ID)
+	held, release, err := p.locks.acquire(ctx, ref.Key(), ev.Data.ID)
 	if err != nil {
 		return events.CredentialEvidence{}, rotators.Retryable(fmt.Errorf("%s: %w", ref.ID(), err))
 	}
 	defer release()
+	ce, err := p.credentialLocked(held, ev, ref, log, final)
+	if cause := context.Cause(held); err != nil && errors.Is(cause, errLockLost) {
+		log.WithError(cause).Warn("credential lock lost; stopping before the next step")
+		return ce, rotators.Retryable(fmt.Errorf("%s: %w", ref.ID(), cause))
+	}
+	return ce, err
+}
+
+// credentialLocked is credential's work once the lock is held; ctx ends if the lock is lost.
+func (p *pipeline) credentialLocked(ctx context.Context, ev *events.ChangeEvent, ref events.CredentialRef, log logrus.FieldLogger, final bool) (events.CredentialEvidence, error) {
 	// Read under the lock: the holder before us may have finished this very entry.
 	entry, rev, err := p.journal.entry(ctx, ev.Data.ID, ref.Key())
 	if err != nil {
@@ -227,7 +249,8 @@ func (p *pipeline) drive(ctx context.Context, entry *journalEntry, rev *uint64, 
 			ce.OldCredential, ce.RetiredAt = "retired", &at
 		}
 		log.WithFields(logrus.Fields{"resumed": out.Resumed, "old_credential": ce.OldCredential}).Info("credential reconciled")
-	case rotators.IsRetryable(err) && !final:
+	case rotators.IsRetryable(err) && (!final || rotators.IsUnavailable(err)):
+		// An outage is waited out even on the last delivery: it says nothing about the credential.
 		return events.CredentialEvidence{}, fmt.Errorf("%s: %w", ref.ID(), err)
 	case errors.Is(err, rotators.ErrNeedsReconcile):
 		ce.Outcome, ce.Error = events.OutcomeNeedsReconcile, p.redactor.String(err.Error())

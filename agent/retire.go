@@ -43,16 +43,16 @@ func (p *pipeline) sweepRetirements(ctx context.Context) {
 			continue
 		}
 		if entry.RetirePending {
-			release, err := p.locks.acquire(ctx, entry.Credential, entry.ChangeID)
+			held, release, err := p.locks.acquire(ctx, entry.Credential, entry.ChangeID)
 			if err != nil {
 				log.WithError(err).Info("retire waits for the credential's lock")
 				continue
 			}
-			if entry, rev, err = p.journal.entry(ctx, idx.ChangeID, idx.Credential); err != nil || !entry.RetirePending {
+			if entry, rev, err = p.journal.entry(held, idx.ChangeID, idx.Credential); err != nil || !entry.RetirePending {
 				release()
 				continue
 			}
-			_, err = p.drive(ctx, &entry, &rev, log, false)
+			_, err = p.drive(held, &entry, &rev, log, false)
 			release()
 			if errors.Is(err, errStaleJournal) {
 				continue // another replica took it

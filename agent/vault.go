@@ -45,6 +45,8 @@ func newVaultClient(cfg VaultConfig) (*vault.Client, error) {
 	if tlsConf := conf.TLSConfig(); tlsConf != nil {
 		tlsConf.InsecureSkipVerify = false
 	}
+	// Wrapped last: the client's TLS set-up above needs the plain *http.Transport.
+	conf.HttpClient.Transport = newRetryAfterTransport(conf.HttpClient.Transport)
 	client, err := vault.NewClient(conf)
 	if err != nil {
 		return nil, fmt.Errorf("vault client: %w", err)

@@ -97,6 +97,11 @@ func fail(ctx context.Context, req Request, st *State, step Step, err error) err
 	if !IsRetryable(err) {
 		return err
 	}
+	if IsUnavailable(err) {
+		// Vault could not serve the step at all: the step did not fail, so it is not counted
+		// and no fresh value is drawn; the caller waits for Vault and tries again.
+		return err
+	}
 	st.Failures++
 	if step == StepRetire && st.Failures >= MaxStepFailures*MaxRounds {
 		return Permanent(fmt.Errorf("%w: the old credential could not be retired after %d attempts: %w", ErrNeedsReconcile, st.Failures, err))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -337,7 +338,7 @@ func TestDriveRetryableFailure(t *testing.T) {
 		err  error
 	}{
 		{"marked retryable", Retryable(errBoom)},
-		{"vault 503", fmt.Errorf("write: %w", &vault.ResponseError{StatusCode: 503, Errors: []string{"sealed"}})},
+		{"vault 500", fmt.Errorf("write: %w", &vault.ResponseError{StatusCode: 500, Errors: []string{"internal error"}})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness()
@@ -372,6 +373,43 @@ func TestDriveRetryableFailure(t *testing.T) {
 			}
 			if !out.Resumed || !out.Retired || st.Failures != 0 {
 				t.Errorf("retry outcome = %+v, state %+v", out, st)
+			}
+		})
+	}
+}
+
+// A Vault that cannot serve at all (sealed, overloaded, unreachable) is not a failure of the
+// step: however often it happens, nothing is counted, no fresh value is drawn and the rotation
+// never gives up into needs_reconcile because of an outage.
+func TestDriveUnavailableVaultIsNotCounted(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"sealed", fmt.Errorf("write: %w", &vault.ResponseError{StatusCode: 503, Errors: []string{"Vault is sealed"}})},
+		{"rate limited", fmt.Errorf("write: %w", &vault.ResponseError{StatusCode: 429, Errors: []string{"request path kv/: rate limit quota exceeded"}})},
+		{"unreachable", fmt.Errorf("write: %w", &url.Error{Op: "Put", URL: "https://vault:8200/v1/secret/data/x", Err: errors.New("connection refused")})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness()
+			outage := 3 * MaxStepFailures * MaxRounds
+			h.rot.fail[StepApply] = &stepFailure{times: outage, err: tc.err}
+			st := &State{}
+			for i := 0; i < outage; i++ {
+				_, err := h.drive(st, 0)
+				if !IsUnavailable(err) || errors.Is(err, ErrNeedsReconcile) {
+					t.Fatalf("attempt %d: Drive error = %v, want the unavailable error", i+1, err)
+				}
+			}
+			if st.Failures != 0 || st.Rounds != 0 || st.Done != StepPrepare {
+				t.Fatalf("state after the outage = %+v, want nothing counted and prepare kept", st)
+			}
+			out, err := h.drive(st, 0)
+			if err != nil || !out.Retired {
+				t.Fatalf("after the outage: %+v, %v", out, err)
+			}
+			if got, want := calls(h.log), []string{"apply", "verify", "promote", "retire"}; !reflect.DeepEqual(got, want) {
+				t.Errorf("steps called after the outage = %q, want %q (the prepared value kept)", got, want)
 			}
 		})
 	}

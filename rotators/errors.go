@@ -86,3 +86,31 @@ func IsRetryable(err error) bool {
 	msg := err.Error()
 	return strings.Contains(msg, "Vault is sealed") || strings.Contains(msg, "connection refused")
 }
+
+// IsUnavailable reports whether err means Vault itself cannot serve requests right now: it is
+// sealed, overloaded or rate limiting (429, 502, 503, 504), or it could not be reached. Such a
+// failure says nothing about the credential, so it is waited out rather than counted against
+// the rotation. Errors marked Permanent are never unavailable.
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var p *permanentError
+	if errors.As(err, &p) {
+		return false
+	}
+	var re *vault.ResponseError
+	if errors.As(err, &re) {
+		switch re.StatusCode {
+		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+		return false
+	}
+	// The Vault client reports transport failures as *url.Error; database drivers never do.
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return !errors.Is(err, context.Canceled)
+	}
+	return strings.Contains(err.Error(), "Vault is sealed")
+}

@@ -71,6 +71,36 @@ func TestIsRetryable(t *testing.T) {
 	}
 }
 
+func TestIsUnavailable(t *testing.T) {
+	opErr := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"vault 429", vaultErr(429), true},
+		{"vault 502", vaultErr(502), true},
+		{"vault 503", fmt.Errorf("write: %w", vaultErr(503)), true},
+		{"vault 504", vaultErr(504), true},
+		{"vault 500 is a failure, not an outage", vaultErr(500), false},
+		{"vault 403", vaultErr(403), false},
+		{"vault transport error", &url.Error{Op: "Put", URL: "https://vault/v1/x", Err: opErr}, true},
+		{"cancelled request", &url.Error{Op: "Put", URL: "https://vault/v1/x", Err: context.Canceled}, false},
+		{"database dial error", fmt.Errorf("login: %w", opErr), false},
+		{"sealed text", errors.New("Error making API request. Code: 503. Vault is sealed"), true},
+		{"Permanent(vault 503)", Permanent(vaultErr(503)), false},
+		{"Retryable(vault 503)", Retryable(vaultErr(503)), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := IsUnavailable(tc.err); got != tc.want {
+				t.Errorf("IsUnavailable(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
+	}
+}
+
 func TestMarksKeepTheError(t *testing.T) {
 	base := fmt.Errorf("write new version: %w", io.ErrUnexpectedEOF)
 	for name, mark := range map[string]func(error) error{"Retryable": Retryable, "Permanent": Permanent} {

@@ -2,12 +2,16 @@
 // would, or slow it down there. A failpoint is armed by naming it in the
 // ROTATION_AGENT_FAILPOINT environment variable: NAME makes the process exit at once with
 // ExitCode, without deferred functions, acks or flushing; NAME=DURATION (for example
-// after-journal-apply=2s) makes it pause there instead. Unarmed points cost one comparison.
+// after-journal-apply=2s) makes it pause there instead; NAME@N (for example
+// after-step-apply@7) lets N-1 hits pass and exits at the Nth, so a fault test can crash a
+// busy agent part-way through a stream of work. Unarmed points cost one comparison.
 package failpoint
 
 import (
 	"os"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,24 +31,39 @@ const (
 	AfterStep = "after-step-"
 )
 
+// action is what an armed failpoint does: pause, or exit at the nth hit (1 = the first).
+type action struct {
+	pause time.Duration
+	nth   int64
+	hits  *atomic.Int64
+}
+
 var armed = parse(os.Getenv(EnvVar))
 
-// parse reads the armed failpoints: each maps to a pause, or to zero for an exit.
-func parse(v string) map[string]time.Duration {
+// parse reads the armed failpoints.
+func parse(v string) map[string]action {
 	if v == "" {
 		return nil
 	}
-	m := map[string]time.Duration{}
+	m := map[string]action{}
 	for _, item := range strings.Split(v, ",") {
-		name, pause, _ := strings.Cut(strings.TrimSpace(item), "=")
+		item = strings.TrimSpace(item)
+		a := action{nth: 1, hits: &atomic.Int64{}}
+		name, pause, hasPause := strings.Cut(item, "=")
+		if hasPause {
+			if d, err := time.ParseDuration(pause); err == nil {
+				a.pause = d
+			}
+		} else if n, count, ok := strings.Cut(item, "@"); ok {
+			name = n
+			if c, err := strconv.ParseInt(count, 10, 64); err == nil && c > 0 {
+				a.nth = c
+			}
+		}
 		if name == "" {
 			continue
 		}
-		d, err := time.ParseDuration(pause)
-		if err != nil {
-			d = 0
-		}
-		m[name] = d
+		m[name] = a
 	}
 	return m
 }
@@ -54,11 +73,15 @@ func Hit(name string) {
 	if armed == nil {
 		return
 	}
-	if pause, ok := armed[name]; ok {
-		if pause > 0 {
-			time.Sleep(pause)
-			return
-		}
+	a, ok := armed[name]
+	if !ok {
+		return
+	}
+	if a.pause > 0 {
+		time.Sleep(a.pause)
+		return
+	}
+	if a.hits.Add(1) >= a.nth {
 		os.Exit(ExitCode)
 	}
 }

@@ -1275,8 +1275,9 @@ func TestDriveEndToEndResumesAfterLostWrite(t *testing.T) {
 	if _, err := rotators.Drive(ctx, e.rot, e.req, st, 0); err == nil || !rotators.IsRetryable(err) {
 		t.Fatalf("Drive = %v, want a retryable write error", err)
 	}
-	if st.Failures != 1 || st.Started != rotators.StepApply {
-		t.Errorf("state = %+v, want one failure of apply", st)
+	// A dropped connection is an outage of Vault, not a failure of the step: nothing counted.
+	if st.Failures != 0 || st.Started != rotators.StepApply {
+		t.Errorf("state = %+v, want apply started and no failure counted", st)
 	}
 	e.f.configure(func(f *fakeVault) { f.putLost = false })
 	// Resume from the journal's copy, as a restarted agent would.
