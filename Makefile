@@ -42,6 +42,12 @@ test-integration: ## Integration tests against in-process Vault and NATS (first 
 	cd test && ../hack/with-progress "compiling Vault core for the integration tests (first time 10-15 minutes, then cached)" $(GO) test -count=1 -run '^$$' ./... >/dev/null
 	cd test && $(GO) test $(TEST_FLAGS) -timeout 20m ./...
 
+FAULT_EVENTS ?= 200
+
+.PHONY: test-faults
+test-faults: ## Full fault suite ($(FAULT_EVENTS) changes per scenario, 15-25 minutes); writes docs/reliability.md.
+	cd test && $(GO) test -count=1 -timeout 90m -run '^TestFaults$$' -v ./faults/ -faults.events=$(FAULT_EVENTS) -faults.report=$(CURDIR)/docs/reliability.md
+
 $(GOLANGCI):
 	@mkdir -p $(BIN)
 	GOBIN=$(BIN) hack/with-progress "installing golangci-lint" $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)

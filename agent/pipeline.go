@@ -45,6 +45,8 @@ type pipeline struct {
 	retry          backoff
 	// vaultWait spaces the attempts of a change held while Vault is unavailable.
 	vaultWait backoff
+	// lockWait spaces the attempts of a change waiting for another worker's credential lock.
+	lockWait backoff
 }
 
 // deliveryCount converts JetStream's delivery counter, saturating instead of overflowing.
@@ -78,11 +80,17 @@ func (p *pipeline) handle(ctx context.Context, msg jetstream.Msg) {
 	final := delivery >= p.maxDeliver
 
 	env, err := p.reconcile(ctx, ev, log, final)
-	for attempt := 1; err != nil && rotators.IsUnavailable(err); attempt++ {
-		// Vault is sealed, overloaded or unreachable: hold the change (the consumer keeps it
-		// in progress) and try again, rather than spending its deliveries on an outage.
+	for attempt := 1; err != nil && (rotators.IsUnavailable(err) || errors.Is(err, errLocked)); attempt++ {
+		// Vault is sealed, overloaded or unreachable, or another worker holds a credential of
+		// the change: hold the change (the consumer keeps it in progress) and try again, rather
+		// than spending its deliveries on someone else's work or on an outage. A change holds
+		// at most one credential lock at a time, so two waiting changes cannot deadlock.
 		delay := p.vaultWait.delay(attempt)
-		log.WithError(err).WithFields(logrus.Fields{"retry_in": delay.String(), "attempt": attempt}).Warn("vault unavailable; holding the change until it answers")
+		msg := "vault unavailable; holding the change until it answers"
+		if errors.Is(err, errLocked) {
+			delay, msg = p.lockWait.delay(1), "credential is busy; holding the change until its lock is free"
+		}
+		log.WithError(err).WithFields(logrus.Fields{"retry_in": delay.String(), "attempt": attempt}).Warn(msg)
 		if !sleepCtx(ctx, delay) {
 			break
 		}

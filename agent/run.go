@@ -111,7 +111,8 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		generator:      rotators.Generator{Client: vs.client, Length: cfg.Password.Length, Charset: cfg.Password.Charset},
 		defaultOverlap: cfg.Overlap,
 		retry:          newBackoff(2*time.Second, 2*time.Minute),
-		vaultWait:      newBackoff(time.Second, 30*time.Second),
+		vaultWait:      newBackoff(500*time.Millisecond, 5*time.Second),
+		lockWait:       newBackoff(time.Second, time.Second),
 	}
 
 	deadLetters, err := p.watchDeadLetters(nc, cfg.NATS.ChangeStream, cfg.NATS.Consumer)

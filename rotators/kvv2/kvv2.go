@@ -33,6 +33,12 @@ const (
 	noteFields    = "fields"
 	noteWritingAt = "writing_at"
 	noteNew       = "new_version"
+	// noteWrites lists salted hashes of every value set an attempt of this round was about to
+	// write, so a version written by a stale worker of the same rotation can be told from a
+	// version written by someone else.
+	noteWrites = "write_hashes"
+	// noteSalt is the random salt of those hashes.
+	noteSalt = "write_salt"
 	// noteOriginal is the version the first round started from; it survives fresh rounds so
 	// retire removes every version the rotation superseded.
 	noteOriginal = rotators.KeepPrefix + "original_version"
@@ -165,6 +171,9 @@ func (r *Rotator) Apply(ctx context.Context, req rotators.Request, st *rotators.
 		next[f] = v
 	}
 	st.SetNote(noteWritingAt, req.Now().UTC().Format(time.RFC3339Nano))
+	if err := recordWrite(st, next); err != nil {
+		return err
+	}
 	if err := req.Save(ctx, st); err != nil {
 		return rotators.Retryable(err)
 	}
@@ -188,6 +197,18 @@ func (r *Rotator) adopt(ctx context.Context, req rotators.Request, st *rotators.
 	if err != nil || !ok || meta.CurrentVersion != base+1 || ours.CreatedTime.Before(writingAt.Add(-clockSkew)) {
 		return rotators.Permanent(fmt.Errorf(
 			"%s changed outside the agent: version %d is current, the rotation started from %d", ref.ID(), meta.CurrentVersion, base))
+	}
+	if st.Note(noteWrites) != "" {
+		// The journal knows every value set an attempt was about to write: the version must
+		// hold one of them, or someone else wrote it.
+		written, err := r.client.KVv2(ref.Mount).GetVersion(ctx, ref.Path, base+1)
+		if err != nil {
+			return classify("read version "+strconv.Itoa(base+1)+" of", ref, err)
+		}
+		if !wroteThis(st, written.Data) {
+			return rotators.Permanent(fmt.Errorf(
+				"%s changed outside the agent: version %d holds values no attempt of this rotation wrote", ref.ID(), base+1))
+		}
 	}
 	st.SetNote(noteNew, strconv.Itoa(base+1))
 	st.After = rotators.Fingerprint("version", strconv.Itoa(base+1), "created_time", ours.CreatedTime.UTC().Format(time.RFC3339Nano))
@@ -338,14 +359,18 @@ func fieldsToRotate(named []string, data map[string]any) ([]string, error) {
 }
 
 // writeError classifies a failed write. Vault answering 4xx (but 429) means nothing was
-// written: a check-and-set mismatch is another writer's version, which the agent must neither
-// overwrite nor claim, so it is permanent. Anything else may or may not have been written (a
-// lost response); the next attempt reads Vault's state back before writing again.
+// written: a check-and-set mismatch is retried, and the retry reads Vault back (see Apply);
+// other 4xx answers are permanent. Anything else may or may not have been written (a lost
+// response); the next attempt reads Vault's state back before writing again.
 func writeError(ref events.CredentialRef, base int, err error) error {
 	var re *vault.ResponseError
 	if errors.As(err, &re) && re.StatusCode >= 400 && re.StatusCode < 500 && re.StatusCode != 429 {
 		if strings.Contains(strings.Join(re.Errors, " "), "check-and-set") {
-			return rotators.Permanent(fmt.Errorf("%s changed outside the agent during rotation (version %d is no longer current); not overwritten", ref.ID(), base))
+			// Someone wrote between the read and the write; nothing was overwritten. It may be
+			// a stale worker of this very rotation (frozen past its lock and woken up), so the
+			// next attempt reads Vault back: Apply adopts the version if the journal's intent
+			// explains it and refuses it as a change outside the agent otherwise.
+			return rotators.Retryable(fmt.Errorf("%s: version %d is no longer current (check-and-set); not overwritten, reading Vault back: %w", ref.ID(), base, err))
 		}
 		return rotators.Permanent(fmt.Errorf("write new version of %s: %w", ref.ID(), err))
 	}

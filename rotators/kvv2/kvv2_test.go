@@ -802,27 +802,59 @@ func TestApplyAdoptsOnlyTheCurrentVersion(t *testing.T) {
 	}
 }
 
+// Another client writes between the agent's read and its write: nothing is overwritten, the
+// write is retried by reading Vault back, and the other writer's version is refused.
 func TestApplyCheckAndSetConflict(t *testing.T) {
 	e := newEnv(t, 3, map[string]any{"password": "old"}, nil, nil)
-	// Another client writes between the agent's read and its write.
 	e.j.hook = func(*rotators.State) { e.f.externalWrite(map[string]any{"password": "theirs"}) }
 	st := prepared(3, "password")
 	err := e.rot.Apply(context.Background(), e.req, st)
-	if err == nil || rotators.IsRetryable(err) {
-		t.Fatalf("Apply = %v, want a permanent error", err)
-	}
-	if !strings.Contains(err.Error(), "changed outside the agent") {
-		t.Errorf("error %q does not say the secret changed outside the agent", err)
+	if err == nil || !rotators.IsRetryable(err) || !strings.Contains(err.Error(), "check-and-set") {
+		t.Fatalf("Apply = %v, want a retryable check-and-set error", err)
 	}
 	evs, _, _ := e.f.snapshot()
 	if !hasEvent(evs, "PUT data cas=3") {
 		t.Errorf("events %q lack the check-and-set write", evs)
+	}
+	e.j.hook = nil
+	err = e.rot.Apply(context.Background(), e.req, st)
+	if err == nil || rotators.IsRetryable(err) || !strings.Contains(err.Error(), "changed outside the agent") {
+		t.Fatalf("second Apply = %v, want a permanent 'changed outside the agent' error", err)
 	}
 	if cur, data := e.f.currentVersion(); cur != 4 || data["password"] != "theirs" {
 		t.Errorf("current version %d holds %v; want the other writer's version 4 kept", cur, data)
 	}
 	if st.Note(noteNew) != "" || st.After != nil {
 		t.Errorf("the other writer's version was recorded: %+v", st)
+	}
+}
+
+// A stale worker of the same rotation (frozen past its lock, then woken) wrote the version the
+// agent was about to write: its values were recorded in the journal before its write, so the
+// version is adopted instead of being reported as a change outside the agent.
+func TestApplyAdoptsAStaleWorkersWrite(t *testing.T) {
+	e := newEnv(t, 3, map[string]any{"password": "old"}, nil, nil)
+	st := prepared(3, "password")
+	stale := map[string]any{"password": "stale-worker-value"}
+	if err := recordWrite(st, stale); err != nil {
+		t.Fatal(err)
+	}
+	e.j.hook = func(*rotators.State) { e.f.externalWrite(stale) }
+	if err := e.rot.Apply(context.Background(), e.req, st); err == nil || !rotators.IsRetryable(err) {
+		t.Fatalf("Apply = %v, want a retryable check-and-set error", err)
+	}
+	e.j.hook = nil
+	if err := e.rot.Apply(context.Background(), e.req, st); err != nil {
+		t.Fatalf("second Apply: %v", err)
+	}
+	if st.Note(noteNew) != "4" {
+		t.Errorf("new_version = %q, want the stale worker's version 4 adopted", st.Note(noteNew))
+	}
+	if _, _, writes := e.f.snapshot(); writes != 1 {
+		t.Errorf("%d write requests, want 1 (the one refused by check-and-set; adopting writes nothing)", writes)
+	}
+	if strings.Contains(fmt.Sprint(st.Data), "stale-worker-value") {
+		t.Errorf("the state holds the value itself: %v", st.Data)
 	}
 }
 

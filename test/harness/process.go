@@ -1,0 +1,117 @@
+package harness
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BuildAgent builds the rotation-agent command into dir and returns its path, for tests that
+// run the agent as a separate process (crashes, signals, exit codes).
+func BuildAgent(dir string) (string, error) {
+	bin := filepath.Join(dir, "rotation-agent")
+	build := exec.Command("go", "build", "-o", bin, "github.com/rotation-agent/rotation-agent/cmd/rotation-agent")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	return bin, build.Run()
+}
+
+// Process is the agent running as a separate process, configured through its environment as
+// a user would run it.
+type Process struct {
+	Cmd    *exec.Cmd
+	Output *SyncBuffer
+	done   chan error
+}
+
+// StartProcess starts binary with env and args ("run" when none); it is killed when the test
+// ends if it is still running.
+func StartProcess(t testing.TB, binary string, env []string, args ...string) *Process {
+	t.Helper()
+	if len(args) == 0 {
+		args = []string{"run"}
+	}
+	p := &Process{Cmd: exec.Command(binary, args...), Output: &SyncBuffer{}, done: make(chan error, 1)}
+	p.Cmd.Env = env
+	p.Cmd.Stderr = p.Output
+	p.Cmd.Stdout = p.Output
+	if err := p.Cmd.Start(); err != nil {
+		t.Fatalf("start agent: %v", err)
+	}
+	go func() { p.done <- p.Cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = p.Cmd.Process.Signal(syscall.SIGCONT) // a stopped process cannot die
+		_ = p.Cmd.Process.Kill()
+		p.Exited()
+	})
+	return p
+}
+
+// Exited waits for the process to end and returns its exit code (-1 when killed by a signal).
+func (p *Process) Exited() int {
+	err := <-p.done
+	p.done <- err // keep it for later callers
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+// Wait returns the exit code once the process ends within timeout, or fails the test.
+func (p *Process) Wait(t testing.TB, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return p.Exited()
+	case <-time.After(timeout):
+		t.Fatalf("agent process still running after %s; output:\n%s", timeout, p.Output.String())
+		return -1
+	}
+}
+
+// Done is closed-like: it reports whether the process has ended, without waiting.
+func (p *Process) Done() bool {
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return true
+	default:
+		return false
+	}
+}
+
+// WaitReady waits for the agent's "consuming change events" log line.
+func (p *Process) WaitReady(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(p.Output.String(), "consuming change events") {
+		if time.Now().After(deadline) || p.Done() {
+			t.Fatalf("agent not ready; output:\n%s", p.Output.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Kill sends SIGKILL, as kill -9 does, and waits for the process to end.
+func (p *Process) Kill() {
+	_ = p.Cmd.Process.Signal(syscall.SIGCONT)
+	_ = p.Cmd.Process.Kill()
+	p.Exited()
+}
+
+// Freeze stops the process (SIGSTOP) for d, as a long GC pause or a frozen VM would, then lets
+// it go on (SIGCONT).
+func (p *Process) Freeze(d time.Duration) {
+	_ = p.Cmd.Process.Signal(syscall.SIGSTOP)
+	time.Sleep(d)
+	_ = p.Cmd.Process.Signal(syscall.SIGCONT)
+}
