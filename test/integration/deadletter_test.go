@@ -22,19 +22,19 @@ func TestPoisonChangeIsDeadLettered(t *testing.T) {
 	crash := processEnv(v, token, n, "ROTATION_AGENT_NATS_MAX_DELIVER=2", failpoint.EnvVar+"="+failpoint.AfterJournal+"apply")
 	payload := harness.ChangeEvent(t, "CHG-POISON-1", kvRef("poison/app"))
 
-	first := startProcess(t, crash)
-	waitReady(t, first)
+	first := harness.StartProcess(t, agentBinary, crash)
+	first.WaitReady(t, 30*time.Second)
 	bus.Publish(t, payload, "")
-	for i, p := range []*agentProcess{first, startProcess(t, crash)} {
-		if code := p.wait(t, 30*time.Second); code != failpoint.ExitCode {
-			t.Fatalf("delivery %d: exit %d, want the failpoint's\n%s", i+1, code, p.stderr.String())
+	for i, p := range []*harness.Process{first, harness.StartProcess(t, agentBinary, crash)} {
+		if code := p.Wait(t, 30*time.Second); code != failpoint.ExitCode {
+			t.Fatalf("delivery %d: exit %d, want the failpoint's\n%s", i+1, code, p.Output.String())
 		}
 	}
-	survivor := startProcess(t, processEnv(v, token, n, "ROTATION_AGENT_NATS_MAX_DELIVER=2"))
+	survivor := harness.StartProcess(t, agentBinary, processEnv(v, token, n, "ROTATION_AGENT_NATS_MAX_DELIVER=2"))
 	rejections := bus.WaitRejections(t, 1, 60*time.Second)
 	r := rejections[0].Data
 	if r.ReasonCode != events.ReasonUndeliverable || r.ChangeID != "CHG-POISON-1" || !strings.Contains(r.Reason, "rotation.deadletter") {
-		t.Fatalf("rejection = %+v\n%s", r, survivor.stderr.String())
+		t.Fatalf("rejection = %+v\n%s", r, survivor.Output.String())
 	}
 	var copied bool
 	for _, m := range bus.Payloads() {

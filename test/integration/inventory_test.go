@@ -112,11 +112,11 @@ func TestBadInventoryStopsStartup(t *testing.T) {
 	if err := os.WriteFile(file, []byte(bad), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := startProcess(t, processEnv(v, v.AgentToken(t), n, "ROTATION_AGENT_INVENTORY_FILE="+file))
-	if code := p.wait(t, 30*time.Second); code != 1 {
-		t.Fatalf("exit %d, want 1; output:\n%s", code, p.stderr.String())
+	p := harness.StartProcess(t, agentBinary, processEnv(v, v.AgentToken(t), n, "ROTATION_AGENT_INVENTORY_FILE="+file))
+	if code := p.Wait(t, 30*time.Second); code != 1 {
+		t.Fatalf("exit %d, want 1; output:\n%s", code, p.Output.String())
 	}
-	out := p.stderr.String()
+	out := p.Output.String()
 	for _, want := range []string{"inventory.yaml:5: bindings[0] (a).credential.kind: unknown credential kind \"no-such-kind\"", "inventory.yaml:7: bindings[1] (a).select: unknown field \"colour\""} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

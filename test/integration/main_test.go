@@ -5,9 +5,9 @@ package integration
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
+
+	"github.com/rotation-agent/rotation-agent/test/harness"
 )
 
 // agentBinary is the rotation-agent command built once for the tests that run the agent as a
@@ -20,10 +20,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	agentBinary = filepath.Join(dir, "rotation-agent")
-	build := exec.Command("go", "build", "-o", agentBinary, "github.com/rotation-agent/rotation-agent/cmd/rotation-agent")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
+	agentBinary, err = harness.BuildAgent(dir)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "build rotation-agent:", err)
 		os.Exit(1)
 	}

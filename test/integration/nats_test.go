@@ -48,9 +48,9 @@ func TestNATSUserPassword(t *testing.T) {
 
 	cfg := harness.AgentConfig(t, v, token, n)
 	cfg.NATS.User, cfg.NATS.Password = user, "wrong-password-000"
-	p := startProcess(t, processEnv(v, token, n, "ROTATION_AGENT_NATS_USER="+user, "ROTATION_AGENT_NATS_PASSWORD=wrong-password-000"))
-	if code := p.wait(t, 30*time.Second); code != 1 || !strings.Contains(p.stderr.String(), "Authorization Violation") {
-		t.Errorf("wrong NATS password: exit %d, output %q", code, p.stderr.String())
+	p := harness.StartProcess(t, agentBinary, processEnv(v, token, n, "ROTATION_AGENT_NATS_USER="+user, "ROTATION_AGENT_NATS_PASSWORD=wrong-password-000"))
+	if code := p.Wait(t, 30*time.Second); code != 1 || !strings.Contains(p.Output.String(), "Authorization Violation") {
+		t.Errorf("wrong NATS password: exit %d, output %q", code, p.Output.String())
 	}
 
 	cfg.NATS.Password = password
@@ -92,9 +92,9 @@ func TestBindToOperatorManagedStreams(t *testing.T) {
 	n := harness.StartNATS(t)
 	token := v.AgentToken(t)
 
-	p := startProcess(t, processEnv(v, token, n, "ROTATION_AGENT_NATS_BIND_STREAMS=true"))
-	if code := p.wait(t, 30*time.Second); code != 1 || !strings.Contains(p.stderr.String(), "bind to stream ROTATION_CHANGES") {
-		t.Errorf("missing operator stream: exit %d, output %q", code, p.stderr.String())
+	p := harness.StartProcess(t, agentBinary, processEnv(v, token, n, "ROTATION_AGENT_NATS_BIND_STREAMS=true"))
+	if code := p.Wait(t, 30*time.Second); code != 1 || !strings.Contains(p.Output.String(), "bind to stream ROTATION_CHANGES") {
+		t.Errorf("missing operator stream: exit %d, output %q", code, p.Output.String())
 	}
 
 	js, err := jetstream.New(n.Connect(t))

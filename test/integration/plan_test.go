@@ -29,22 +29,22 @@ func TestPlanIsADryRun(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	table := startProcess(t, processEnv(v, token, n), "plan", "--event", file)
-	if code := table.wait(t, 30*time.Second); code != 1 {
-		t.Fatalf("plan exit %d, want 1 (two credentials cannot be rotated); output:\n%s", code, table.stderr.String())
+	table := harness.StartProcess(t, agentBinary, processEnv(v, token, n), "plan", "--event", file)
+	if code := table.Wait(t, 30*time.Second); code != 1 {
+		t.Fatalf("plan exit %d, want 1 (two credentials cannot be rotated); output:\n%s", code, table.Output.String())
 	}
-	out := table.stderr.String()
+	out := table.Output.String()
 	for _, want := range []string{"kv-v2:secret/plan/db", "write version 3", "check-and-set on version 2", "cannot:", "unknown credential kind"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plan table lacks %q:\n%s", want, out)
 		}
 	}
 
-	js := startProcess(t, processEnv(v, token, n), "plan", "--event", file, "--output", "json")
-	js.wait(t, 30*time.Second)
+	js := harness.StartProcess(t, agentBinary, processEnv(v, token, n), "plan", "--event", file, "--output", "json")
+	js.Wait(t, 30*time.Second)
 	var impact events.Impact
-	if err := json.Unmarshal([]byte(js.stderr.String()), &impact); err != nil {
-		t.Fatalf("plan --output json is not JSON: %v\n%s", err, js.stderr.String())
+	if err := json.Unmarshal([]byte(js.Output.String()), &impact); err != nil {
+		t.Fatalf("plan --output json is not JSON: %v\n%s", err, js.Output.String())
 	}
 	plans := impact.Credentials
 	if len(plans) != 3 || plans[0].Current["version"] != "2" || plans[0].Error != "" || plans[1].Error == "" || plans[2].Error == "" {
@@ -56,5 +56,5 @@ func TestPlanIsADryRun(t *testing.T) {
 	if got := v.KV(t, "plan/db", 0).VersionMetadata.Version; got != 2 {
 		t.Errorf("plan wrote to Vault: version %d", got)
 	}
-	assertNoLeak(t, map[string]string{"password": "canary-plan-password-2", "token": token}, map[string][]string{"plan output": {out, js.stderr.String()}})
+	assertNoLeak(t, map[string]string{"password": "canary-plan-password-2", "token": token}, map[string][]string{"plan output": {out, js.Output.String()}})
 }

@@ -1,8 +1,6 @@
 package integration
 
 import (
-	"errors"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -10,14 +8,6 @@ import (
 	"github.com/rotation-agent/rotation-agent/internal/failpoint"
 	"github.com/rotation-agent/rotation-agent/test/harness"
 )
-
-// agentProcess is the agent as a separate process, configured through its environment as a
-// user would run it.
-type agentProcess struct {
-	cmd    *exec.Cmd
-	stderr *harness.SyncBuffer
-	done   chan error
-}
 
 func processEnv(v *harness.Vault, token string, n *harness.NATS, extra ...string) []string {
 	return append([]string{
@@ -31,46 +21,6 @@ func processEnv(v *harness.Vault, token string, n *harness.NATS, extra ...string
 		"ROTATION_AGENT_SHUTDOWN_TIMEOUT=5s",
 		"ROTATION_AGENT_LOCK_TTL=3s",
 	}, extra...)
-}
-
-func startProcess(t *testing.T, env []string, args ...string) *agentProcess {
-	t.Helper()
-	if len(args) == 0 {
-		args = []string{"run"}
-	}
-	p := &agentProcess{cmd: exec.Command(agentBinary, args...), stderr: &harness.SyncBuffer{}, done: make(chan error, 1)}
-	p.cmd.Env = env
-	p.cmd.Stderr = p.stderr
-	p.cmd.Stdout = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start agent: %v", err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.done //nolint:errcheck // the exit status after a kill says nothing
-	})
-	return p
-}
-
-// wait returns the exit code once the process ends within timeout.
-func (p *agentProcess) wait(t *testing.T, timeout time.Duration) int {
-	t.Helper()
-	select {
-	case err := <-p.done:
-		p.done <- err // keep it for the cleanup
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			return exit.ExitCode()
-		}
-		if err != nil {
-			t.Fatalf("agent process: %v", err)
-		}
-		return 0
-	case <-time.After(timeout):
-		t.Fatalf("agent process still running after %s; output:\n%s", timeout, p.stderr.String())
-		return -1
-	}
 }
 
 // A crash at any journal step, or right after Vault accepted the write, is resumed by the next
@@ -93,17 +43,17 @@ func TestCrashAtEveryStepRotatesExactlyOnce(t *testing.T) {
 			v.PutKV(t, path, map[string]any{"password": oldValue})
 			changeID := "CHG-CRASH-" + string(rune('A'+i))
 
-			crashing := startProcess(t, processEnv(v, token, n, failpoint.EnvVar+"="+point))
-			waitReady(t, crashing)
+			crashing := harness.StartProcess(t, agentBinary, processEnv(v, token, n, failpoint.EnvVar+"="+point))
+			crashing.WaitReady(t, 30*time.Second)
 			bus.Publish(t, harness.ChangeEvent(t, changeID, kvRef(path)), changeID)
-			if code := crashing.wait(t, 30*time.Second); code != failpoint.ExitCode {
-				t.Fatalf("agent exited %d, want the failpoint's %d; output:\n%s", code, failpoint.ExitCode, crashing.stderr.String())
+			if code := crashing.Wait(t, 30*time.Second); code != failpoint.ExitCode {
+				t.Fatalf("agent exited %d, want the failpoint's %d; output:\n%s", code, failpoint.ExitCode, crashing.Output.String())
 			}
 			if got := len(bus.Evidence(t, changeID)); got != 0 {
 				t.Fatalf("evidence published before the crash: %d", got)
 			}
 
-			restarted := startProcess(t, processEnv(v, token, n))
+			restarted := harness.StartProcess(t, agentBinary, processEnv(v, token, n))
 			ev := bus.WaitEvidence(t, changeID, 60*time.Second)
 			c := ev.Data.Credentials[0]
 			if c.Outcome != "rotated" || versionOf(t, c.Before) != 1 || versionOf(t, c.After) != 2 {
@@ -119,25 +69,13 @@ func TestCrashAtEveryStepRotatesExactlyOnce(t *testing.T) {
 			if current.Data["password"] == oldValue {
 				t.Errorf("secret was not rotated")
 			}
-			_ = restarted.cmd.Process.Signal(interruptSignal)
-			if code := restarted.wait(t, 30*time.Second); code != 0 {
-				t.Errorf("restarted agent exited %d on SIGTERM, want 0; output:\n%s", code, restarted.stderr.String())
+			_ = restarted.Cmd.Process.Signal(interruptSignal)
+			if code := restarted.Wait(t, 30*time.Second); code != 0 {
+				t.Errorf("restarted agent exited %d on SIGTERM, want 0; output:\n%s", code, restarted.Output.String())
 			}
 			assertNoLeak(t, map[string]string{"old value": oldValue, "new value": current.Data["password"].(string), "token": token},
-				map[string][]string{"agent output": {crashing.stderr.String(), restarted.stderr.String()}, "bus": bus.Payloads()})
+				map[string][]string{"agent output": {crashing.Output.String(), restarted.Output.String()}, "bus": bus.Payloads()})
 		})
-	}
-}
-
-// waitReady waits for the agent's "consuming change events" log line.
-func waitReady(t *testing.T, p *agentProcess) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(p.stderr.String(), "consuming change events") {
-		if time.Now().After(deadline) {
-			t.Fatalf("agent not ready; output:\n%s", p.stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -160,9 +98,9 @@ func TestStartupErrorsAreClear(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p := startProcess(t, tc.env)
-			code := p.wait(t, 30*time.Second)
-			out := p.stderr.String()
+			p := harness.StartProcess(t, agentBinary, tc.env)
+			code := p.Wait(t, 30*time.Second)
+			out := p.Output.String()
 			if code != tc.code {
 				t.Fatalf("exit code %d, want %d; output:\n%s", code, tc.code, out)
 			}

@@ -21,10 +21,10 @@ func TestReplicasSerialiseOneCredential(t *testing.T) {
 	v.PutKV(t, "shared/app", map[string]any{"password": "canary-shared-replicas-0"})
 	// Each replica pauses after recording its intent, so both hold a change at once.
 	env := processEnv(v, token, n, failpoint.EnvVar+"="+failpoint.AfterJournal+"apply=2s")
-	a := startProcess(t, env)
-	b := startProcess(t, env)
-	waitReady(t, a)
-	waitReady(t, b)
+	a := harness.StartProcess(t, agentBinary, env)
+	b := harness.StartProcess(t, agentBinary, env)
+	a.WaitReady(t, 30*time.Second)
+	b.WaitReady(t, 30*time.Second)
 
 	bus.Publish(t, harness.ChangeEvent(t, "CHG-REP-1", kvRef("shared/app")), "")
 	bus.Publish(t, harness.ChangeEvent(t, "CHG-REP-2", kvRef("shared/app")), "")
@@ -32,7 +32,7 @@ func TestReplicasSerialiseOneCredential(t *testing.T) {
 	second := bus.WaitEvidence(t, "CHG-REP-2", 60*time.Second).Data
 	if first.Status != events.StatusReconciled || second.Status != events.StatusReconciled {
 		t.Fatalf("statuses %s and %s, want both reconciled:\n%+v\n%+v\nA:\n%s\nB:\n%s", first.Status, second.Status,
-			first.Credentials, second.Credentials, a.stderr.String(), b.stderr.String())
+			first.Credentials, second.Credentials, a.Output.String(), b.Output.String())
 	}
 	versions := map[string]bool{first.Credentials[0].After["version"]: true, second.Credentials[0].After["version"]: true}
 	if !versions["2"] || !versions["3"] {
@@ -41,7 +41,7 @@ func TestReplicasSerialiseOneCredential(t *testing.T) {
 	if got := v.KV(t, "shared/app", 0).VersionMetadata.Version; got != 3 {
 		t.Errorf("secret at version %d, want 3 (one rotation per change)", got)
 	}
-	logs := a.stderr.String() + b.stderr.String()
+	logs := a.Output.String() + b.Output.String()
 	if !strings.Contains(logs, "credential is locked by another worker") {
 		t.Errorf("neither replica waited for the lock; the changes did not overlap")
 	}
@@ -55,15 +55,15 @@ func TestDeadHolderReleasesLockByExpiry(t *testing.T) {
 	bus := harness.WatchBus(t, n)
 	token := v.AgentToken(t)
 	v.PutKV(t, "lock/app", map[string]any{"password": "canary-lock-expiry-0"})
-	dying := startProcess(t, processEnv(v, token, n, failpoint.EnvVar+"="+failpoint.AfterJournal+"apply"))
-	waitReady(t, dying)
+	dying := harness.StartProcess(t, agentBinary, processEnv(v, token, n, failpoint.EnvVar+"="+failpoint.AfterJournal+"apply"))
+	dying.WaitReady(t, 30*time.Second)
 	bus.Publish(t, harness.ChangeEvent(t, "CHG-LOCK-1", kvRef("lock/app")), "")
-	if code := dying.wait(t, 30*time.Second); code != failpoint.ExitCode {
+	if code := dying.Wait(t, 30*time.Second); code != failpoint.ExitCode {
 		t.Fatalf("exit %d, want the failpoint's", code)
 	}
-	survivor := startProcess(t, processEnv(v, token, n))
+	survivor := harness.StartProcess(t, agentBinary, processEnv(v, token, n))
 	ev := bus.WaitEvidence(t, "CHG-LOCK-1", 60*time.Second).Data
 	if ev.Status != events.StatusReconciled || v.KV(t, "lock/app", 0).VersionMetadata.Version != 2 {
-		t.Fatalf("after the holder died: %+v\n%s", ev, survivor.stderr.String())
+		t.Fatalf("after the holder died: %+v\n%s", ev, survivor.Output.String())
 	}
 }
