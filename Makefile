@@ -8,6 +8,11 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/rotation-agent/rotation-agent/agent.Version=$(VERSION)
 GOLANGCI_VERSION := v2.15.0
 GOLANGCI  := $(BIN)/golangci-lint
+# Packaging and deployment tools, installed into bin/ from the Go module proxy.
+HELM_VERSION := v3.22.0
+HELM      := $(BIN)/helm
+NFPM_VERSION := v2.45.2
+NFPM      := $(BIN)/nfpm
 VAULT_BIN := $(CURDIR)/test/bin/vault
 # Integration tests start real Vault cores and NATS servers; keep them one package at a time
 # on small machines.
@@ -45,6 +50,20 @@ test-integration: ## Integration tests against in-process Vault and NATS (first 
 $(GOLANGCI):
 	@mkdir -p $(BIN)
 	GOBIN=$(BIN) hack/with-progress "installing golangci-lint" $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
+
+$(HELM):
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) hack/with-progress "installing helm $(HELM_VERSION)" $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+.PHONY: helm
+helm: $(HELM) ## Install helm into bin/ (used by the chart tests).
+
+$(NFPM):
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) hack/with-progress "installing nfpm $(NFPM_VERSION)" $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+
+.PHONY: nfpm
+nfpm: $(NFPM) ## Install nfpm into bin/ (used by make package).
 
 .PHONY: lint
 lint: $(GOLANGCI) ## Run golangci-lint on both modules.

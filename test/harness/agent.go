@@ -44,6 +44,8 @@ func AgentConfig(t testing.TB, v *Vault, token string, n *NATS) agent.Config {
 	cfg.NATS.AckWait = 5 * time.Second
 	cfg.ShutdownTimeout = 5 * time.Second
 	cfg.LockTTL = 3 * time.Second
+	// Any free port: agents of parallel test packages must not share the default one.
+	cfg.MetricsListen = "127.0.0.1:0"
 	return cfg
 }
 
