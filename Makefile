@@ -84,6 +84,10 @@ package: $(NFPM) ## Build dist/*.deb and dist/*.rpm: static binary, systemd unit
 	for p in deb rpm; do GOARCH=$(GOARCH) PKG_VERSION='$(PKG_VERSION)' $(NFPM) package --config packaging/nfpm.yaml --packager $$p --target $(DIST)/ || exit 1; done
 	@ls -l $(DIST)/*.deb $(DIST)/*.rpm
 
+.PHONY: test-chart
+test-chart: $(HELM) ## helm lint and helm template assertions on charts/rotation-agent (also part of test-unit).
+	HELM=$(HELM) $(GO) test $(TEST_FLAGS) ./charts/
+
 .PHONY: test-systemd
 test-systemd: ## Rate the systemd unit's hardening with systemd-analyze security (must be OK or better).
 	hack/check-unit-security systemd/rotation-agent.service
