@@ -33,8 +33,9 @@ type opsServer struct {
 }
 
 // startOpsServer listens on addr and serves until stop is called.
-func startOpsServer(addr string, metrics *Metrics, log logrus.FieldLogger) (*opsServer, error) {
-	ln, err := net.Listen("tcp", addr)
+func startOpsServer(ctx context.Context, addr string, metrics *Metrics, log logrus.FieldLogger) (*opsServer, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics listener (ROTATION_AGENT_METRICS_LISTEN=%s): %w", addr, err)
 	}

@@ -31,7 +31,7 @@ func get(t *testing.T, url string) (int, string) {
 // /readyz follows the agent's phase and the dependency check; /healthz answers throughout.
 func TestOpsServerReadiness(t *testing.T) {
 	m := NewMetrics()
-	s, err := startOpsServer("127.0.0.1:0", m, logrus.New())
+	s, err := startOpsServer(context.Background(), "127.0.0.1:0", m, logrus.New())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,12 +79,12 @@ func TestOpsServerReadiness(t *testing.T) {
 
 // A second server on a taken address fails with the variable to change.
 func TestOpsServerAddressInUse(t *testing.T) {
-	s, err := startOpsServer("127.0.0.1:0", NewMetrics(), logrus.New())
+	s, err := startOpsServer(context.Background(), "127.0.0.1:0", NewMetrics(), logrus.New())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.stop(time.Second)
-	_, err = startOpsServer(s.addr, NewMetrics(), logrus.New())
+	_, err = startOpsServer(context.Background(), s.addr, NewMetrics(), logrus.New())
 	if err == nil || !strings.Contains(err.Error(), "ROTATION_AGENT_METRICS_LISTEN") {
 		t.Fatalf("second listener error = %v, want one naming ROTATION_AGENT_METRICS_LISTEN", err)
 	}
@@ -107,7 +107,7 @@ func TestMetricsCredentialLabels(t *testing.T) {
 	m.SetReviews(3, 1)
 	m.journalPending(2, nil)
 
-	s, err := startOpsServer("127.0.0.1:0", m, logrus.New())
+	s, err := startOpsServer(context.Background(), "127.0.0.1:0", m, logrus.New())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	metrics := NewMetrics()
 	var ops *opsServer
 	if cfg.MetricsListen != "" {
-		if ops, err = startOpsServer(cfg.MetricsListen, metrics, log.WithField("component", "metrics")); err != nil {
+		if ops, err = startOpsServer(ctx, cfg.MetricsListen, metrics, log.WithField("component", "metrics")); err != nil {
 			return err
 		}
 		defer ops.stop(cfg.ShutdownTimeout)
