@@ -18,7 +18,7 @@ func readiness(vs *vaultSession, nc *nats.Conn) readinessCheck {
 // problem asks Vault for its health (an unauthenticated call, outside any policy) and says
 // what keeps the agent from working with it; "" when nothing does.
 func (s *vaultSession) problem(ctx context.Context) string {
-	health, err := s.loginClient.Sys().HealthWithContext(ctx)
+	health, err := s.healthClient.Sys().HealthWithContext(ctx)
 	switch {
 	case err != nil:
 		return "unreachable"
