@@ -41,7 +41,8 @@ func startOpsServer(ctx context.Context, addr string, metrics *Metrics, log logr
 	}
 	s := &opsServer{addr: ln.Addr().String(), done: make(chan struct{}), metrics: metrics, phase: "starting"}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry(), promhttp.HandlerOpts{}))
+	// A collector that fails (a /proc file hidden by a sandbox) must not fail the whole scrape.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry(), promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = fmt.Fprintln(w, "ok")
