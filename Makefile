@@ -109,4 +109,4 @@ test-demo: demo ## Run the demo as a test: it exits non-zero unless every change
 
 .PHONY: clean
 clean: ## Remove build output.
-	rm -rf $(BIN) test/bin
+	rm -rf $(BIN) $(DIST) test/bin
