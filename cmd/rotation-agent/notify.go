@@ -20,8 +20,7 @@ func (n systemdNotifier) ready(string) { n.send(daemon.SdNotifyReady) }
 func (n systemdNotifier) stopping() { n.send(daemon.SdNotifyStopping) }
 
 func (n systemdNotifier) send(state string) {
-	// unsetEnvironment stays false: a restart of the agent in-process is not expected, but
-	// STOPPING must still reach systemd after READY.
+	// unsetEnvironment stays false: NOTIFY_SOCKET must survive READY=1 so STOPPING=1 can follow.
 	if _, err := daemon.SdNotify(false, state); err != nil {
 		fmt.Fprintf(n.stderr, "rotation-agent: notify systemd %s: %v\n", state, err)
 	}
