@@ -65,8 +65,13 @@ func TestSystemdNotify(t *testing.T) {
 	if got := read("READY=1"); got != "READY=1" {
 		t.Fatalf("first notification %q, want READY=1", got)
 	}
-	if !strings.Contains(out.String(), "agent started; consuming change events") {
-		t.Errorf("READY=1 arrived before the agent said it consumes events:\n%s", out.String())
+	// The log travels through a pipe, the notification through the socket: give the log line
+	// written just before READY=1 a moment to arrive.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(out.String(), "agent started; consuming change events"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("READY=1 arrived but the agent never said it consumes events:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
