@@ -3,8 +3,10 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,6 +48,9 @@ type Config struct {
 	DiscoveryFile string `split_words:"true"`
 	// InventoryReloadInterval is how often the inventory file is checked for changes.
 	InventoryReloadInterval time.Duration `split_words:"true" default:"10s"`
+	// MetricsListen is the address of the HTTP server for /metrics, /healthz and /readyz;
+	// empty turns the server off.
+	MetricsListen string `split_words:"true" default:"127.0.0.1:9464"`
 	// Password describes how generated passwords look.
 	Password PasswordConfig
 	// Vault is how the agent reaches and authenticates to Vault.
@@ -242,6 +247,13 @@ func (c Config) Validate() error {
 	checkFile(&errs, env("DISCOVERY_FILE"), c.DiscoveryFile)
 	if c.InventoryReloadInterval < time.Second {
 		bad("%s: must be at least 1s", env("INVENTORY_RELOAD_INTERVAL"))
+	}
+	if c.MetricsListen != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			bad("%s: %q is not a host:port address (for example 127.0.0.1:9464 or :9464)", env("METRICS_LISTEN"), c.MetricsListen)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			bad("%s: %q has no valid port", env("METRICS_LISTEN"), c.MetricsListen)
+		}
 	}
 	if c.Overlap < 0 || c.Overlap > maxOverlap {
 		bad("%s: must be between 0s and %s", env("OVERLAP"), maxOverlap)

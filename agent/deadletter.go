@@ -80,6 +80,7 @@ func (p *pipeline) deadLetter(ctx context.Context, adv maxDeliveriesAdvisory) er
 	if _, err := p.js.Publish(ctx, p.subjects.Rejections(), raw, jetstream.WithMsgID(env.ID)); err != nil {
 		return fmt.Errorf("publish rejection: %w", err)
 	}
+	p.metrics.rejected(rej.ReasonCode)
 	p.log.WithFields(map[string]any{FieldChangeID: rej.ChangeID, "stream_sequence": adv.StreamSeq, "deliveries": adv.Deliveries}).Error("change ran out of deliveries; dead-lettered")
 	return nil
 }

@@ -47,6 +47,8 @@ type pipeline struct {
 	vaultWait backoff
 	// lockWait spaces the attempts of a change waiting for another worker's credential lock.
 	lockWait backoff
+	// metrics may be nil (tests that build a pipeline by hand); its methods then do nothing.
+	metrics *Metrics
 }
 
 // deliveryCount converts JetStream's delivery counter, saturating instead of overflowing.
@@ -68,9 +70,11 @@ func (p *pipeline) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	ev, rej := events.DecodeChangeEvent(msg.Data(), p.maxBytes)
 	if rej != nil {
+		p.metrics.consumed("invalid")
 		p.reject(ctx, msg, meta, rej)
 		return
 	}
+	p.metrics.consumed(ev.Type)
 	log := p.log.WithFields(logrus.Fields{FieldChangeID: ev.Data.ID, FieldEventID: ev.ID, "delivery": meta.NumDelivered})
 	delivery := deliveryCount(meta.NumDelivered)
 	if ev.Type == events.TypeChangePlanned {
@@ -206,6 +210,7 @@ func (p *pipeline) credentialLocked(ctx context.Context, ev *events.ChangeEvent,
 		entry = journalEntry{ChangeID: ev.Data.ID, EventID: ev.ID, ChangeType: ev.Data.Type, Credential: ref.Key(), Ref: ref}
 	}
 	ce, err := p.drive(ctx, &entry, &rev, log, final)
+	p.metrics.credential(p.registry, ref.Kind, ce, err)
 	if err != nil {
 		return events.CredentialEvidence{}, err
 	}
@@ -403,6 +408,7 @@ func (p *pipeline) reject(ctx context.Context, msg jetstream.Msg, meta *jetstrea
 		_ = msg.NakWithDelay(p.retry.delay(deliveryCount(meta.NumDelivered)))
 		return
 	}
+	p.metrics.rejected(rej.ReasonCode)
 	if err := msg.TermWithReason(string(rej.ReasonCode)); err != nil && !errors.Is(err, context.Canceled) {
 		log.WithError(err).Warn("terminate rejected message failed")
 	}

@@ -32,6 +32,11 @@ type Options struct {
 	Ready func(natsURL string)
 	// Reload, when set, asks for the inventory to be read again (main sends SIGHUP here).
 	Reload <-chan struct{}
+	// Listening, when set, is called with the address the HTTP server for /metrics, /healthz
+	// and /readyz listens on (useful with port 0), before the agent contacts Vault.
+	Listening func(addr string)
+	// Stopping, when set, is called once when the agent begins to stop (main tells systemd).
+	Stopping func()
 }
 
 // Run runs the agent until ctx ends, then stops within the configured shutdown timeout. It
@@ -54,6 +59,18 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return err
 	}
 	log := logger.WithFields(logrus.Fields{"agent_id": cfg.AgentID, "version": Version})
+
+	metrics := NewMetrics()
+	var ops *opsServer
+	if cfg.MetricsListen != "" {
+		if ops, err = startOpsServer(ctx, cfg.MetricsListen, metrics, log.WithField("component", "metrics")); err != nil {
+			return err
+		}
+		defer ops.stop(cfg.ShutdownTimeout)
+		if opts.Listening != nil {
+			opts.Listening(ops.addr)
+		}
+	}
 
 	startCtx, cancelStart := context.WithTimeout(ctx, cfg.StartupTimeout)
 	defer cancelStart()
@@ -113,6 +130,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		retry:          newBackoff(2*time.Second, 2*time.Minute),
 		vaultWait:      newBackoff(500*time.Millisecond, 5*time.Second),
 		lockWait:       newBackoff(time.Second, time.Second),
+		metrics:        metrics,
 	}
 
 	deadLetters, err := p.watchDeadLetters(nc, cfg.NATS.ChangeStream, cfg.NATS.Consumer)
@@ -153,13 +171,29 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		defer wg.Done()
 		cat.watch(bgCtx, cfg.InventoryReloadInterval, opts.Reload)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.countJournalLoop(bgCtx, cfg.RetireInterval)
+	}()
 
-	log.WithFields(logrus.Fields{"subject": subjects.ChangeCompleted(), "consumer": cfg.NATS.Consumer, "kinds": registry.Kinds()}).Info("agent started; consuming change events")
+	started := log.WithFields(logrus.Fields{"subject": subjects.ChangeCompleted(), "consumer": cfg.NATS.Consumer, "kinds": registry.Kinds()})
+	if ops != nil {
+		ops.ready(readiness(vs, nc))
+		started = started.WithField("metrics_addr", ops.addr)
+	}
+	started.Info("agent started; consuming change events")
 	if opts.Ready != nil {
 		opts.Ready(nc.ConnectedUrlRedacted())
 	}
 	err = consume(ctx, res.consumer, p, cfg, log, vs.healthy.Load)
 	log.Info("agent stopping")
+	if ops != nil {
+		ops.stopping()
+	}
+	if opts.Stopping != nil {
+		opts.Stopping()
+	}
 	if drainErr := nc.Drain(); drainErr != nil && !errors.Is(drainErr, nats.ErrConnectionClosed) {
 		log.WithError(drainErr).Warn("nats drain failed")
 	}

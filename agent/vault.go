@@ -19,9 +19,11 @@ type vaultSession struct {
 	client *vault.Client
 	// loginClient carries no token; logins use it so the shared client always has a token.
 	loginClient *vault.Client
-	cfg         VaultConfig
-	log         logrus.FieldLogger
-	redactor    *Redactor
+	// healthClient carries neither token nor namespace: sys/health lives in the root namespace.
+	healthClient *vault.Client
+	cfg          VaultConfig
+	log          logrus.FieldLogger
+	redactor     *Redactor
 	// secretID is the unwrapped AppRole secret id, kept for later logins because a wrapping
 	// token can be unwrapped only once.
 	secretID string
@@ -69,7 +71,13 @@ func openVault(ctx context.Context, cfg VaultConfig, log logrus.FieldLogger, red
 	if err != nil {
 		return nil, nil, err
 	}
-	s := &vaultSession{client: client, loginClient: loginClient, cfg: cfg, log: log, redactor: redactor}
+	rootCfg := cfg
+	rootCfg.Namespace = ""
+	healthClient, err := newVaultClient(rootCfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	s := &vaultSession{client: client, loginClient: loginClient, healthClient: healthClient, cfg: cfg, log: log, redactor: redactor}
 	secret, err := s.login(ctx)
 	if err != nil {
 		return nil, nil, singleLine(fmt.Errorf("vault at %s: %w", cfg.Addr, err))

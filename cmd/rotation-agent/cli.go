@@ -46,7 +46,9 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer, reload
 		if err := cfg.Validate(); err != nil {
 			return fail(stderr, exitUsage, err)
 		}
-		if err := agent.Run(ctx, cfg, agent.Options{LogOutput: stderr, Reload: reload}); err != nil {
+		notify := systemdNotifier{stderr: stderr}
+		opts := agent.Options{LogOutput: stderr, Reload: reload, Ready: notify.ready, Stopping: notify.stopping}
+		if err := agent.Run(ctx, cfg, opts); err != nil {
 			return fail(stderr, exitFailed, err)
 		}
 		return exitOK

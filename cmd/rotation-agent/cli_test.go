@@ -35,6 +35,8 @@ func validEnv(t *testing.T) {
 	cleanEnv(t)
 	t.Setenv("VAULT_ADDR", "http://127.0.0.1:8200")
 	t.Setenv("VAULT_TOKEN", "some-canary-token")
+	// Any free port, so tests running side by side do not share the default one.
+	t.Setenv("ROTATION_AGENT_METRICS_LISTEN", "127.0.0.1:0")
 }
 
 func run(t *testing.T, args ...string) (code int, stdout, stderr string) {

@@ -87,6 +87,7 @@ func run(ctx context.Context, vaultBin, policyFile string) error {
 	cfg.NATS.Embedded = true
 	cfg.NATS.EmbeddedListen = fmt.Sprintf("127.0.0.1:%d", natsPort)
 	cfg.NATS.EmbeddedStoreDir = filepath.Join(work, "jetstream")
+	cfg.MetricsListen = "127.0.0.1:0" // any free port; the demo does not scrape it
 	logPath := filepath.Join(work, "agent.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {

@@ -44,16 +44,21 @@ func AgentConfig(t testing.TB, v *Vault, token string, n *NATS) agent.Config {
 	cfg.NATS.AckWait = 5 * time.Second
 	cfg.ShutdownTimeout = 5 * time.Second
 	cfg.LockTTL = 3 * time.Second
+	// Any free port: agents of parallel test packages must not share the default one.
+	cfg.MetricsListen = "127.0.0.1:0"
 	return cfg
 }
 
 // RunningAgent is an agent started by StartAgent.
 type RunningAgent struct {
 	// Log is the agent's JSON log.
-	Log      *SyncBuffer
-	stop     context.CancelFunc
-	done     chan error
-	stopOnce sync.Once
+	Log *SyncBuffer
+	// MetricsAddr is where the agent serves /metrics, /healthz and /readyz (empty when the
+	// configuration turns the server off).
+	MetricsAddr string
+	stop        context.CancelFunc
+	done        chan error
+	stopOnce    sync.Once
 }
 
 // StartAgent runs the agent with cfg until the test ends (or Stop is called) and waits until
@@ -64,7 +69,12 @@ func StartAgent(t testing.TB, cfg agent.Config) *RunningAgent {
 	ra := &RunningAgent{Log: &SyncBuffer{}, stop: cancel, done: make(chan error, 1)}
 	ready := make(chan struct{})
 	go func() {
-		ra.done <- agent.Run(ctx, cfg, agent.Options{LogOutput: ra.Log, Ready: func(string) { close(ready) }})
+		ra.done <- agent.Run(ctx, cfg, agent.Options{
+			LogOutput: ra.Log,
+			Ready:     func(string) { close(ready) },
+			// Called before Ready, so MetricsAddr is set once StartAgent returns.
+			Listening: func(addr string) { ra.MetricsAddr = addr },
+		})
 	}()
 	select {
 	case <-ready:

@@ -3,19 +3,28 @@ package harness
 import (
 	"context"
 	"os"
+	"path/filepath"
+	"runtime"
 	"testing"
 
 	vaultapi "github.com/hashicorp/vault/api"
 )
 
-// AgentPolicyFile is the least-privilege policy the project documents for the agent; every
-// integration test runs the agent under it.
-const AgentPolicyFile = "../../docs/vault-policy.hcl"
+// AgentPolicyFile is the least-privilege policy the project documents for the agent, relative
+// to the repository root; every integration test runs the agent under it.
+const AgentPolicyFile = "docs/vault-policy.hcl"
+
+// agentPolicyPath locates AgentPolicyFile from this source file, so tests of any package depth
+// read the same file.
+func agentPolicyPath() string {
+	_, self, _, _ := runtime.Caller(0) // test/harness/vaultsetup.go
+	return filepath.Join(filepath.Dir(self), "..", "..", AgentPolicyFile)
+}
 
 // AgentToken creates the agent's policy from AgentPolicyFile and a token bound to it.
 func (v *Vault) AgentToken(t testing.TB) string {
 	t.Helper()
-	policy, err := os.ReadFile(AgentPolicyFile)
+	policy, err := os.ReadFile(agentPolicyPath())
 	if err != nil {
 		t.Fatalf("agent policy: %v", err)
 	}

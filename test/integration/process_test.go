@@ -20,6 +20,7 @@ func processEnv(v *harness.Vault, token string, n *harness.NATS, extra ...string
 		"ROTATION_AGENT_NATS_ACK_WAIT=5s",
 		"ROTATION_AGENT_SHUTDOWN_TIMEOUT=5s",
 		"ROTATION_AGENT_LOCK_TTL=3s",
+		"ROTATION_AGENT_METRICS_LISTEN=127.0.0.1:0",
 	}, extra...)
 }
 

@@ -1,0 +1,6 @@
+#!/bin/sh
+# Forget the removed unit.
+set -e
+if [ -d /run/systemd/system ]; then
+  systemctl daemon-reload >/dev/null 2>&1 || true
+fi
