@@ -93,10 +93,10 @@ type CredentialEvidence struct {
 	MatchedBy string `json:"matched_by,omitempty"`
 	// DeferredUntil is when a deferred credential is due to run (the next allowed time).
 	DeferredUntil *time.Time `json:"deferred_until,omitempty"`
-	Error      string    `json:"error,omitempty"`
-	StartedAt  time.Time `json:"started_at"`
-	FinishedAt time.Time `json:"finished_at"`
-	DurationMS int64     `json:"duration_ms"`
+	Error         string     `json:"error,omitempty"`
+	StartedAt     time.Time  `json:"started_at"`
+	FinishedAt    time.Time  `json:"finished_at"`
+	DurationMS    int64      `json:"duration_ms"`
 }
 
 // Evidence is the reconciliation record the agent publishes for a change.
