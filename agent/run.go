@@ -17,6 +17,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/internal/clock"
 	"github.com/rotation-agent/rotation-agent/rotators"
 )
 
@@ -32,6 +33,12 @@ type Options struct {
 	Ready func(natsURL string)
 	// Reload, when set, asks for the inventory to be read again (main sends SIGHUP here).
 	Reload <-chan struct{}
+	// Clock, when set, replaces the wall clock for schedules, maintenance windows and review
+	// deadlines (tests move it by hand).
+	Clock clock.Clock
+	// DriftChecker, when set, is the entitlement comparison the drift-check schedule runs;
+	// by default the check only logs how many identities carry approved entitlements.
+	DriftChecker DriftChecker
 }
 
 // Run runs the agent until ctx ends, then stops within the configured shutdown timeout. It
@@ -111,7 +118,16 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		generator:      rotators.Generator{Client: vs.client, Length: cfg.Password.Length, Charset: cfg.Password.Charset},
 		defaultOverlap: cfg.Overlap,
 		retry:          newBackoff(2*time.Second, 2*time.Minute),
+		clock:          opts.Clock,
 	}
+	if p.clock == nil {
+		p.clock = clock.Real{}
+	}
+	sched, stopServices, err := startScheduledWork(nc, p, cfg, opts, res.journal)
+	if err != nil {
+		return err
+	}
+	defer stopServices()
 
 	deadLetters, err := p.watchDeadLetters(nc, cfg.NATS.ChangeStream, cfg.NATS.Consumer)
 	if err != nil {
@@ -150,6 +166,11 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	go func() {
 		defer wg.Done()
 		cat.watch(bgCtx, cfg.InventoryReloadInterval, opts.Reload)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sched.run(bgCtx)
 	}()
 
 	log.WithFields(logrus.Fields{"subject": subjects.ChangeCompleted(), "consumer": cfg.NATS.Consumer, "kinds": registry.Kinds()}).Info("agent started; consuming change events")
