@@ -191,3 +191,13 @@ func (r *reviews) serve(msg *nats.Msg) {
 		r.p.log.WithError(err).Warn("reply to review request failed")
 	}
 }
+
+// NkeyPublicKey returns the public key of an nkey seed.
+func NkeyPublicKey(seed []byte) (string, error) {
+	kp, err := nkeys.FromSeed(seed)
+	if err != nil {
+		return "", fmt.Errorf("nkey seed: %w", err)
+	}
+	defer kp.Wipe()
+	return kp.PublicKey()
+}
