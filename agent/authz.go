@@ -29,8 +29,8 @@ type requesterRule struct {
 	Allow []allowRule `yaml:"allow"`
 }
 
-// allowRule allows requests whose selector sets only keys the rule names, with values the
-// rule lists, for credentials of the rule's kinds (any kind when none are listed).
+// allowRule allows requests whose selector sets the keys the rule names (and no others), with
+// values the rule lists, for credentials of the rule's kinds (any kind when none are listed).
 type allowRule struct {
 	Select    map[string][]string `yaml:"select"`
 	Kinds     []string            `yaml:"kinds"`
@@ -128,9 +128,17 @@ func (a *rotateAuthz) authorise(req events.RotateRequest, creds []events.Credent
 	return who.Name, errors.New(reason)
 }
 
-// covers reports whether every key and value of the selector is one the rule lists.
+// covers reports whether the selector sets exactly the keys the rule names, each with values
+// the rule lists: a rule for services=payments and environments=staging does not allow a
+// request for services=payments alone.
 func (r allowRule) covers(t events.Targets) bool {
-	for key, vals := range selectorValues(t) {
+	sel := selectorValues(t)
+	for key := range r.Select {
+		if len(sel[key]) == 0 {
+			return false
+		}
+	}
+	for key, vals := range sel {
 		if len(vals) == 0 {
 			continue
 		}

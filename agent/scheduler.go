@@ -102,6 +102,11 @@ func (s *scheduler) claim(ctx context.Context, key, name string, plan schedule.P
 	}
 	due, ok := plan.LatestDue(st.Last, now.Add(-jitter))
 	if !ok {
+		// The journal bucket forgets what is not written for its retention; a schedule that
+		// fires less often than that is written again now and then so it is not forgotten.
+		if time.Since(kve.Created()) > journalRetention/3 {
+			_, _ = s.p.journal.kv.Update(ctx, key, kve.Value(), kve.Revision())
+		}
 		return time.Time{}, nil, false
 	}
 	commit := func(ctx context.Context) error {
