@@ -56,3 +56,18 @@ func TestWorkIDs(t *testing.T) {
 		t.Errorf("deferredChangeID = %q", got)
 	}
 }
+
+func TestReviewCounts(t *testing.T) {
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	all := []events.Review{
+		{Status: events.ReviewOpen, Deadline: now.Add(time.Hour)},
+		{Status: events.ReviewOpen, Deadline: now.Add(2 * time.Hour)},
+		{Status: events.ReviewOpen, Deadline: now.Add(-time.Minute)}, // the sweep has not escalated it yet
+		{Status: events.ReviewOverdue, Deadline: now.Add(-time.Hour)},
+		{Status: events.ReviewApproved, Deadline: now.Add(-time.Hour)},
+		{Status: events.ReviewRejected, Deadline: now.Add(time.Hour)},
+	}
+	if open, overdue := reviewCounts(all, now); open != 2 || overdue != 2 {
+		t.Errorf("reviewCounts = %d open, %d overdue; want 2 and 2", open, overdue)
+	}
+}

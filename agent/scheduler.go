@@ -63,7 +63,7 @@ type scheduler struct {
 // started together do not keep ticking together, until ctx ends.
 func (s *scheduler) run(ctx context.Context) {
 	for {
-		wait := s.cfg.Interval + time.Duration(rand.Int64N(int64(s.cfg.Interval)/5+1)) - s.cfg.Interval/10
+		wait := s.cfg.Interval + time.Duration(rand.Int64N(int64(s.cfg.Interval)/5+1)) - s.cfg.Interval/10 //nolint:gosec // jitter needs no cryptographic randomness
 		select {
 		case <-ctx.Done():
 			return

@@ -56,7 +56,7 @@ func Jitter(key string, limit time.Duration) time.Duration {
 	if limit <= 0 {
 		return 0
 	}
-	h := fnv.New64a()
+	h := fnv.New32a()
 	_, _ = h.Write([]byte(key))
-	return time.Duration(h.Sum64() % uint64(limit))
+	return time.Duration(float64(h.Sum32()) / (1 << 32) * float64(limit))
 }
