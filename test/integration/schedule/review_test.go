@@ -20,6 +20,7 @@ func TestEmergencyReviewOverdueRevokesGrantedToken(t *testing.T) {
 	bus := harness.WatchBus(t, n)
 	reviews := watchReviews(t, n)
 	v.PutKV(t, "payments/db", map[string]any{"password": "canary-emergency-old-7d1e"})
+	v.PutKV(t, "breakglass/admin", map[string]any{"password": "canary-breakglass-old-2b4c"})
 	granted := tokenAccessor(t, v)
 	inventory := writeFile(t, "inventory.yaml", `version: 1
 bindings:
@@ -28,6 +29,10 @@ bindings:
     credential: {kind: kv-v2, mount: secret, path: payments/db}
     maintenance_windows:
       - {start: "0 2 * * SAT", duration: 1h}
+  - name: vault-break-glass
+    select: {services: [vault-admin]}
+    credential: {kind: kv-v2, mount: secret, path: breakglass/admin}
+    break_glass: true
 `)
 	clk := clock.NewFake(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)) // a Tuesday: outside the window
 	cfg := config(t, v, n)
@@ -40,8 +45,14 @@ bindings:
 	ref := events.CredentialRef{Kind: "token", Mount: "token", Path: granted}
 	bus.Publish(t, changeEvent(t, "CHG9001", events.ChangeEmergency, []string{"payments"}, []string{"production"}, ref), "evt-CHG9001")
 	ev := bus.WaitEvidence(t, "CHG9001", waitEvidence)
-	if ev.Data.Status != events.StatusReconciled || ev.Data.Credentials[0].Outcome != events.OutcomeRotated {
-		t.Fatalf("emergency change evidence = %+v, want rotated at once despite the window", ev.Data)
+	if ev.Data.Status != events.StatusReconciled || len(ev.Data.Credentials) != 2 || ev.Data.Credentials[0].Outcome != events.OutcomeRotated {
+		t.Fatalf("emergency change evidence = %+v, want its credential rotated at once despite the window, and the break-glass one", ev.Data)
+	}
+	if bg := ev.Data.Credentials[1]; bg.Credential != "kv-v2:secret/breakglass/admin" || bg.Outcome != events.OutcomeRotated || bg.MatchedBy != "break-glass binding vault-break-glass (emergency change)" {
+		t.Errorf("break-glass evidence = %+v", bg)
+	}
+	if got := v.KV(t, "breakglass/admin", 0).VersionMetadata.Version; got != 2 {
+		t.Errorf("break-glass credential at version %d after an emergency change, want 2", got)
 	}
 	opened := reviews.wait(t, "CHG9001", events.ReviewOpened)
 	if want := clk.Now().Add(8 * time.Hour); !opened.Data.Deadline.Equal(want) || opened.Data.Status != events.ReviewOpen {
