@@ -157,3 +157,30 @@ func TestRejectedReviewRunsCleanup(t *testing.T) {
 		t.Errorf("review list exited %d:\n%s", code, out)
 	}
 }
+
+// A review opened by one agent process is escalated by the next one after a restart: the
+// review lives in JetStream, not in the process.
+func TestReviewDeadlineSurvivesRestart(t *testing.T) {
+	v := harness.StartVault(t)
+	n := harness.StartNATS(t)
+	bus := harness.WatchBus(t, n)
+	reviews := watchReviews(t, n)
+	granted := tokenAccessor(t, v)
+	clk := clock.NewFake(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
+	cfg := config(t, v, n)
+	first := harness.StartAgentWith(t, cfg, agentOptions(clk))
+
+	ref := events.CredentialRef{Kind: "token", Mount: "token", Path: granted}
+	bus.Publish(t, changeEvent(t, "CHG9003", events.ChangeEmergency, nil, nil, ref), "evt-CHG9003")
+	bus.WaitEvidence(t, "CHG9003", waitEvidence)
+	reviews.wait(t, "CHG9003", events.ReviewOpened)
+	first.Stop(t)
+
+	clk.Advance(25 * time.Hour)
+	harness.StartAgentWith(t, cfg, agentOptions(clk))
+	reviews.wait(t, "CHG9003", events.ReviewEscalate)
+	cleanup := bus.WaitEvidence(t, "review:CHG9003", waitEvidence)
+	if cleanup.Data.Credentials[0].Outcome != events.OutcomeRevoked || tokenAlive(t, v, granted) {
+		t.Fatalf("after a restart the overdue clean-up = %+v; token alive %v", cleanup.Data.Credentials, tokenAlive(t, v, granted))
+	}
+}
