@@ -57,6 +57,12 @@ type Config struct {
 	Vault VaultConfig
 	// NATS is how the agent reaches NATS JetStream.
 	NATS NATSConfig
+	// Schedule is the agent's own scheduled work (see work_config.go).
+	Schedule ScheduleConfig
+	// Review is the post-change review of emergency changes.
+	Review ReviewConfig
+	// Manual is manual rotation on request.
+	Manual ManualConfig
 }
 
 // PasswordConfig is the default generation policy for new secret values.
@@ -370,6 +376,7 @@ func (c Config) Validate() error {
 	if n.DuplicateWindow < time.Second {
 		bad("%s: must be at least 1s", env("NATS_DUPLICATE_WINDOW"))
 	}
+	c.validateWork(bad)
 	for i, e := range errs {
 		errs[i] = fmt.Errorf("invalid configuration: %w", e)
 	}

@@ -40,7 +40,8 @@ func (j *journal) notFinal(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// countJournalLoop refreshes the journal_records_not_final gauge every interval until ctx ends.
+// countJournalLoop refreshes the journal_records_not_final and review gauges every interval
+// until ctx ends.
 func (p *pipeline) countJournalLoop(ctx context.Context, interval time.Duration) {
 	for {
 		n, err := p.journal.notFinal(ctx)
@@ -51,6 +52,13 @@ func (p *pipeline) countJournalLoop(ctx context.Context, interval time.Duration)
 			p.log.WithError(err).Warn("count journal records failed")
 		}
 		p.metrics.journalPending(n, err)
+		if p.reviews != nil {
+			if open, overdue, err := p.reviews.counts(ctx); err == nil {
+				p.metrics.SetReviews(open, overdue)
+			} else if ctx.Err() == nil {
+				p.log.WithError(err).Warn("count reviews failed")
+			}
+		}
 		if !sleepCtx(ctx, interval) {
 			return
 		}

@@ -14,8 +14,10 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/internal/clock"
 	"github.com/rotation-agent/rotation-agent/internal/failpoint"
 	"github.com/rotation-agent/rotation-agent/rotators"
+	"github.com/rotation-agent/rotation-agent/schedule"
 )
 
 // maxOverlap keeps every overlap window well inside the journal's retention, so a retirement
@@ -49,6 +51,10 @@ type pipeline struct {
 	lockWait backoff
 	// metrics may be nil (tests that build a pipeline by hand); its methods then do nothing.
 	metrics *Metrics
+	// clock decides maintenance windows and review deadlines (a fake one in tests).
+	clock clock.Clock
+	// reviews keeps the post-change reviews of emergency changes; nil when not running.
+	reviews *reviews
 }
 
 // deliveryCount converts JetStream's delivery counter, saturating instead of overflowing.
@@ -114,6 +120,11 @@ func (p *pipeline) handle(ctx context.Context, msg jetstream.Msg) {
 	if err := p.journal.storeEvidence(ctx, env); err != nil {
 		log.WithError(err).Warn("record evidence in journal failed; the evidence was published")
 	}
+	if err := p.reviews.openFor(ctx, ev, env); err != nil {
+		log.WithError(err).Warn("open post-change review failed; will retry")
+		_ = msg.NakWithDelay(p.retry.delay(delivery))
+		return
+	}
 	if err := msg.DoubleAck(ctx); err != nil {
 		log.WithError(err).Warn("ack failed; a redelivery will re-publish the same evidence")
 		return
@@ -134,17 +145,20 @@ func (p *pipeline) reconcile(ctx context.Context, ev *events.ChangeEvent, log lo
 	started := time.Now().UTC()
 	matches := p.catalog.resolve(ev.Data)
 	creds := make([]events.CredentialEvidence, 0, len(matches))
-	for _, m := range matches {
+	for i, m := range matches {
 		ref := m.Credential
 		clog := log.WithFields(logrus.Fields{FieldCredential: ref.ID(), FieldAction: ref.EffectiveAction(), "matched_by": m.Reason})
-		ce, err := p.credential(ctx, ev, ref, clog, final)
+		ce, err := p.credential(ctx, ev, ref, m.Window, clog, final)
 		if err != nil {
 			return events.Envelope[events.Evidence]{}, err
 		}
 		ce.MatchedBy = m.Reason
 		creds = append(creds, ce)
+		p.progress(ev.Data.ID, ce, i+1, len(matches))
 	}
-	return p.evidenceEnvelope(ev.Data.ID, ev.ID, ev.Data.Type, events.TriggerEvent, started, creds), nil
+	env := p.evidenceEnvelope(ev.Data.ID, ev.ID, ev.Data.Type, ev.Data.EffectiveTrigger(), started, creds)
+	env.Data.RelatedChangeID = ev.Data.RelatedChangeID
+	return env, nil
 }
 
 // evidenceEnvelope builds the evidence record of a change; its id (and Nats-Msg-Id) is derived
@@ -176,13 +190,13 @@ func (p *pipeline) evidenceEnvelope(changeID, eventID string, changeType events.
 
 // credential runs one credential through its rotator's steps under the journal. A retryable
 // failure is returned as an error (the change is retried); anything else ends in evidence.
-func (p *pipeline) credential(ctx context.Context, ev *events.ChangeEvent, ref events.CredentialRef, log logrus.FieldLogger, final bool) (events.CredentialEvidence, error) {
+func (p *pipeline) credential(ctx context.Context, ev *events.ChangeEvent, ref events.CredentialRef, window *schedule.Window, log logrus.FieldLogger, final bool) (events.CredentialEvidence, error) {
 	held, release, err := p.locks.acquire(ctx, ref.Key(), ev.Data.ID)
 	if err != nil {
 		return events.CredentialEvidence{}, rotators.Retryable(fmt.Errorf("%s: %w", ref.ID(), err))
 	}
 	defer release()
-	ce, err := p.credentialLocked(held, ev, ref, log, final)
+	ce, err := p.credentialLocked(held, ev, ref, window, log, final)
 	if cause := context.Cause(held); err != nil && errors.Is(cause, errLockLost) {
 		log.WithError(cause).Warn("credential lock lost; stopping before the next step")
 		return ce, rotators.Retryable(fmt.Errorf("%s: %w", ref.ID(), cause))
@@ -191,7 +205,7 @@ func (p *pipeline) credential(ctx context.Context, ev *events.ChangeEvent, ref e
 }
 
 // credentialLocked is credential's work once the lock is held; ctx ends if the lock is lost.
-func (p *pipeline) credentialLocked(ctx context.Context, ev *events.ChangeEvent, ref events.CredentialRef, log logrus.FieldLogger, final bool) (events.CredentialEvidence, error) {
+func (p *pipeline) credentialLocked(ctx context.Context, ev *events.ChangeEvent, ref events.CredentialRef, window *schedule.Window, log logrus.FieldLogger, final bool) (events.CredentialEvidence, error) {
 	// Read under the lock: the holder before us may have finished this very entry.
 	entry, rev, err := p.journal.entry(ctx, ev.Data.ID, ref.Key())
 	if err != nil {
@@ -204,9 +218,16 @@ func (p *pipeline) credentialLocked(ctx context.Context, ev *events.ChangeEvent,
 				return events.CredentialEvidence{}, err
 			}
 		}
+		// Likewise the index of a deferred credential (writing it again is harmless).
+		if err := p.journal.scheduleDeferred(ctx, entry); err != nil {
+			return events.CredentialEvidence{}, err
+		}
 		return *entry.Evidence, nil
 	}
 	if rev == 0 {
+		if until, wait := p.deferral(ev.Data, window); wait {
+			return p.deferCredential(ctx, ev, ref, until, log)
+		}
 		entry = journalEntry{ChangeID: ev.Data.ID, EventID: ev.ID, ChangeType: ev.Data.Type, Credential: ref.Key(), Ref: ref}
 	}
 	ce, err := p.drive(ctx, &entry, &rev, log, final)

@@ -17,6 +17,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/internal/clock"
 	"github.com/rotation-agent/rotation-agent/rotators"
 )
 
@@ -37,6 +38,12 @@ type Options struct {
 	Listening func(addr string)
 	// Stopping, when set, is called once when the agent begins to stop (main tells systemd).
 	Stopping func()
+	// Clock, when set, replaces the wall clock for schedules, maintenance windows and review
+	// deadlines (tests move it by hand).
+	Clock clock.Clock
+	// DriftChecker, when set, is the entitlement comparison the drift-check schedule runs;
+	// by default the check only logs how many identities carry approved entitlements.
+	DriftChecker DriftChecker
 }
 
 // Run runs the agent until ctx ends, then stops within the configured shutdown timeout. It
@@ -131,7 +138,16 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		vaultWait:      newBackoff(500*time.Millisecond, 5*time.Second),
 		lockWait:       newBackoff(time.Second, time.Second),
 		metrics:        metrics,
+		clock:          opts.Clock,
 	}
+	if p.clock == nil {
+		p.clock = clock.Real{}
+	}
+	sched, stopServices, err := startScheduledWork(nc, p, cfg, opts, res.journal)
+	if err != nil {
+		return err
+	}
+	defer stopServices()
 
 	deadLetters, err := p.watchDeadLetters(nc, cfg.NATS.ChangeStream, cfg.NATS.Consumer)
 	if err != nil {
@@ -175,6 +191,11 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	go func() {
 		defer wg.Done()
 		p.countJournalLoop(bgCtx, cfg.RetireInterval)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sched.run(bgCtx)
 	}()
 
 	started := log.WithFields(logrus.Fields{"subject": subjects.ChangeCompleted(), "consumer": cfg.NATS.Consumer, "kinds": registry.Kinds()})

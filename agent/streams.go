@@ -41,7 +41,7 @@ func provision(ctx context.Context, js jetstream.JetStream, cfg NATSConfig, subj
 		{
 			Name:        cfg.EvidenceStream,
 			Description: "reconciliation evidence and rejections published by rotation-agent",
-			Subjects:    []string{subjects.EvidenceWildcard(), subjects.Rejections(), subjects.ImpactWildcard(), subjects.DeadLetter()},
+			Subjects:    []string{subjects.EvidenceWildcard(), subjects.Rejections(), subjects.ImpactWildcard(), subjects.DeadLetter(), subjects.ReviewsWildcard()},
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      evidenceRetention,
 			Storage:     jetstream.FileStorage,

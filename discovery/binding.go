@@ -6,8 +6,10 @@ package discovery
 import (
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/schedule"
 )
 
 // Selector keys: the kinds of target a change can name and a binding can select on.
@@ -47,6 +49,25 @@ type Binding struct {
 	Schedule string
 	// ApprovedEntitlements is the access the credential's identities are approved to have.
 	ApprovedEntitlements []events.ApprovedEntitlements
+	// MaxAge, instead of Schedule, rotates the credential this long after the agent's last
+	// scheduled rotation of it; zero for none.
+	MaxAge time.Duration
+	// BreakGlass marks an emergency credential: every emergency change rotates it, whatever
+	// its selectors.
+	BreakGlass bool
+	// Window limits when the credential may be rotated (maintenance windows and blackout
+	// periods); nil allows any time. Emergency changes ignore it.
+	Window *schedule.Window
+}
+
+// Plan is the binding's rotation schedule (cron or maximum age); zero when it has none.
+func (b Binding) Plan() schedule.Plan {
+	if b.Schedule != "" {
+		if s, err := schedule.ParseCron(b.Schedule); err == nil {
+			return schedule.Plan{Cron: s}
+		}
+	}
+	return schedule.Plan{MaxAge: b.MaxAge}
 }
 
 // Change categories with a built-in action policy.
@@ -64,6 +85,8 @@ type Match struct {
 	Reason string
 	// Source is where the credential came from (event, inventory, discovery).
 	Source string
+	// Window is the maintenance window of the binding that owns the credential, if any.
+	Window *schedule.Window
 }
 
 // describe renders selectors as "services=payments hosts=db1" in key order.

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/schedule"
 )
 
 // Index finds the bindings a change touches without scanning them all: for every selector key
@@ -20,12 +21,22 @@ type Index struct {
 	postings map[string]map[string][]int32
 	// need is, per binding, the bit set of selector keys it sets.
 	need []uint8
+	// breakGlass lists the bindings every emergency change rotates.
+	breakGlass []int32
+	// windows maps a credential key to the window of the first binding naming it.
+	windows map[string]*schedule.Window
 }
 
 // NewIndex indexes bindings; their order decides which binding names a credential first.
 func NewIndex(bindings []Binding) *Index {
-	ix := &Index{bindings: bindings, postings: map[string]map[string][]int32{}, need: make([]uint8, len(bindings))}
+	ix := &Index{bindings: bindings, postings: map[string]map[string][]int32{}, need: make([]uint8, len(bindings)), windows: map[string]*schedule.Window{}}
 	for i, b := range bindings {
+		if b.BreakGlass {
+			ix.breakGlass = append(ix.breakGlass, int32(i))
+		}
+		if _, seen := ix.windows[b.Credential.Key()]; !seen && !b.Window.IsZero() {
+			ix.windows[b.Credential.Key()] = b.Window
+		}
 		for bit, key := range SelectorKeys {
 			vals := b.Selectors[key]
 			if len(vals) == 0 {
@@ -48,6 +59,18 @@ func NewIndex(bindings []Binding) *Index {
 
 // Len is the number of bindings indexed.
 func (ix *Index) Len() int { return len(ix.bindings) }
+
+// Bindings returns the indexed bindings in order; the caller must not modify them.
+func (ix *Index) Bindings() []Binding { return ix.bindings }
+
+// WindowOf returns the maintenance window of the first binding naming the credential key,
+// or nil when none limits it.
+func (ix *Index) WindowOf(key string) *schedule.Window {
+	if ix == nil {
+		return nil
+	}
+	return ix.windows[key]
+}
 
 // Match returns the bindings whose every selector key accepts a target of the change, in
 // binding order.
@@ -112,7 +135,7 @@ func (ix *Index) Resolve(ch events.Change) []Match {
 	var out []Match
 	for _, ref := range ch.Credentials {
 		seen[ref.Key()] = true
-		out = append(out, Match{Credential: ref, Reason: "named in the event", Source: "event"})
+		out = append(out, Match{Credential: ref, Reason: "named in the event", Source: "event", Window: ix.WindowOf(ref.Key())})
 	}
 	if ix == nil {
 		return out
@@ -127,7 +150,19 @@ func (ix *Index) Resolve(ch events.Change) []Match {
 			Credential: ref,
 			Reason:     fmt.Sprintf("binding %s selects %s", b.Name, b.Selectors.describe()),
 			Source:     b.Source,
+			Window:     b.Window,
 		})
+	}
+	if ch.Type == events.ChangeEmergency {
+		for _, i := range ix.breakGlass {
+			b := ix.bindings[i]
+			ref := applyPolicy(b, ch.Category)
+			if seen[ref.Key()] {
+				continue
+			}
+			seen[ref.Key()] = true
+			out = append(out, Match{Credential: ref, Reason: fmt.Sprintf("break-glass binding %s (emergency change)", b.Name), Source: b.Source, Window: b.Window})
+		}
 	}
 	return out
 }

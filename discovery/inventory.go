@@ -150,7 +150,8 @@ func (p *parser) document(n *yaml.Node) []Binding {
 
 func (p *parser) binding(n *yaml.Node, where string) (Binding, bool) {
 	before := len(p.errs)
-	f := p.fields(n, where, "name", "select", "credential", "owner", "on", "schedule", "approved_entitlements")
+	f := p.fields(n, where, "name", "select", "credential", "owner", "on", "schedule", "approved_entitlements",
+		"max_age", "break_glass", "maintenance_windows", "blackouts")
 	b := Binding{Source: fmt.Sprintf("inventory:%s:%d", p.file, n.Line), Selectors: Selectors{}, Actions: map[string]events.Action{}}
 	if v := f["name"]; v == nil || v.Value == "" {
 		p.bad(n, where, "name is required")
@@ -167,6 +168,7 @@ func (p *parser) binding(n *yaml.Node, where string) (Binding, bool) {
 		}
 		b.Schedule = v.Value
 	}
+	p.timing(f, &b, where)
 	if v := f["approved_entitlements"]; v != nil {
 		b.ApprovedEntitlements = p.entitlements(v, where+".approved_entitlements")
 	}

@@ -64,6 +64,24 @@ type Change struct {
 	Targets              Targets                `json:"targets"`
 	Credentials          []CredentialRef        `json:"credentials,omitempty"`
 	ApprovedEntitlements []ApprovedEntitlements `json:"approved_entitlements,omitempty"`
+	// Granted lists access an emergency change issued (tokens, AppRole secret ids); the
+	// post-change review's clean-up revokes or rotates them when the review is rejected or
+	// overdue.
+	Granted []CredentialRef `json:"granted,omitempty"`
+	// Trigger is set by the agent on work it creates itself (schedule, manual, review); an
+	// event from an ITSM bridge leaves it out, which means event.
+	Trigger Trigger `json:"trigger,omitempty"`
+	// RelatedChangeID names the change this work follows up: the emergency change a review
+	// clean-up belongs to, or the change whose deferred credential now runs.
+	RelatedChangeID string `json:"related_change_id,omitempty"`
+}
+
+// EffectiveTrigger is the change's trigger, or event when none was given.
+func (c Change) EffectiveTrigger() Trigger {
+	if c.Trigger == "" {
+		return TriggerEvent
+	}
+	return c.Trigger
 }
 
 // Person identifies a requester or an approver in the ITSM tool.

@@ -184,3 +184,29 @@ func describeViolations(err error) string {
 	}
 	return "event does not match its schema: " + strings.Join(problems, "; ")
 }
+
+// File names of the request schemas inside Schemas.
+const (
+	RotateRequestSchema = "schema/rotate-request.schema.json"
+	ReviewAttestSchema  = "schema/review-attest.schema.json"
+)
+
+// DecodeRequest decodes a request body into out after validating it against the named schema
+// in Schemas. The error names every failing location.
+func DecodeRequest(payload []byte, schemaName string, out any) error {
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(payload))
+	if err != nil {
+		return fmt.Errorf("request is not valid JSON: %w", err)
+	}
+	schema, err := Schema(schemaName)
+	if err != nil {
+		return err
+	}
+	if err := schema.Validate(doc); err != nil {
+		return errors.New(strings.Replace(describeViolations(err), "event does not", "request does not", 1))
+	}
+	if err := json.Unmarshal(payload, out); err != nil {
+		return fmt.Errorf("request does not fit its type: %w", err)
+	}
+	return nil
+}

@@ -585,6 +585,8 @@ func credentialEvidence(outcome Outcome, full bool) CredentialEvidence {
 		c.RetireAt, c.RetiredAt = &retireAt, &retiredAt
 		c.Resumed = true
 		c.MatchedBy = "named in the event"
+		deferredUntil := testStart.Add(2 * time.Hour)
+		c.DeferredUntil = &deferredUntil
 		c.Error = "first attempt timed out"
 	}
 	return c
@@ -617,6 +619,7 @@ func evidenceEnvelope(ct ChangeType, creds []CredentialEvidence, full bool) Enve
 	if full {
 		env.Subject = env.Data.ChangeID
 		env.DataContentType = "application/json"
+		env.Data.RelatedChangeID = "CHG0031336"
 	}
 	return env
 }
@@ -807,13 +810,15 @@ func TestSchemaFieldsMatchGoTypes(t *testing.T) {
 		want   []string
 	}{
 		{"status", evidenceSchema, []string{"$defs", "evidence", "properties", "status"},
-			sorted(StatusReconciled, StatusPartial, StatusFailed, StatusNoCredentials)},
+			sorted(StatusReconciled, StatusPartial, StatusFailed, StatusNoCredentials, StatusDeferred)},
 		{"outcome", evidenceSchema, []string{"$defs", "credential", "properties", "outcome"},
-			sorted(OutcomeRotated, OutcomeRevoked, OutcomeFailed, OutcomeNeedsReconcile)},
+			sorted(OutcomeRotated, OutcomeRevoked, OutcomeFailed, OutcomeNeedsReconcile, OutcomeDeferred)},
 		{"action", evidenceSchema, []string{"$defs", "credential", "properties", "action"},
 			sorted(ActionRotate, ActionRevoke, ActionVerify)},
 		{"trigger", evidenceSchema, []string{"$defs", "evidence", "properties", "trigger"},
-			sorted(TriggerEvent, TriggerSchedule)},
+			sorted(TriggerEvent, TriggerSchedule, TriggerManual, TriggerReview)},
+		{"inbound trigger", ChangeCompletedSchema, []string{"$defs", "change", "properties", "trigger"},
+			sorted(TriggerEvent, TriggerSchedule, TriggerManual, TriggerReview)},
 		{"change_type", evidenceSchema, []string{"$defs", "evidence", "properties", "change_type"},
 			sorted(ChangeStandard, ChangeNormal, ChangeEmergency)},
 		{"inbound change_type", ChangeCompletedSchema, []string{"$defs", "change", "properties", "change_type"},
@@ -821,7 +826,7 @@ func TestSchemaFieldsMatchGoTypes(t *testing.T) {
 		{"inbound action", ChangeCompletedSchema, []string{"$defs", "credential", "properties", "action"},
 			sorted(ActionRotate, ActionRevoke, ActionVerify)},
 		{"reason_code", rejectionSchema, []string{"$defs", "rejection", "properties", "reason_code"},
-			sorted(ReasonTooLarge, ReasonMalformedJSON, ReasonUnknownType, ReasonInvalid, ReasonUndeliverable)},
+			sorted(ReasonTooLarge, ReasonMalformedJSON, ReasonUnknownType, ReasonInvalid, ReasonUndeliverable, ReasonUnauthorized)},
 	}
 	for _, tc := range enums {
 		if got := schemaEnum(t, tc.schema, tc.keys...); !reflect.DeepEqual(got, tc.want) {

@@ -18,6 +18,9 @@ const (
 	StatusFailed Status = "failed"
 	// StatusNoCredentials means the change matched no credential: nothing to do, and it was looked at.
 	StatusNoCredentials Status = "no_credentials"
+	// StatusDeferred means nothing failed and some credentials wait for their maintenance
+	// window; each says until when, and their own evidence follows when they run.
+	StatusDeferred Status = "deferred"
 )
 
 // Outcome is the result for one credential.
@@ -34,6 +37,9 @@ const (
 	// OutcomeNeedsReconcile means the agent gave up after repeated failures, fresh values
 	// included; an operator must reconcile the credential. Error says what failed last.
 	OutcomeNeedsReconcile Outcome = "needs_reconcile"
+	// OutcomeDeferred means the credential's binding does not allow a rotation now (outside
+	// its maintenance windows or inside a blackout); it runs at DeferredUntil.
+	OutcomeDeferred Outcome = "deferred"
 )
 
 // Trigger says what started a reconciliation.
@@ -46,6 +52,11 @@ const (
 	// TriggerSchedule marks work the agent scheduled itself, such as retiring an old
 	// credential when its overlap window ends.
 	TriggerSchedule Trigger = "schedule"
+	// TriggerManual marks a rotation a platform team asked for with a rotate request.
+	TriggerManual Trigger = "manual"
+	// TriggerReview marks the clean-up of an emergency change whose post-change review was
+	// rejected or went overdue.
+	TriggerReview Trigger = "review"
 )
 
 // AgentInfo identifies the agent that produced a record.
@@ -79,11 +90,13 @@ type CredentialEvidence struct {
 	Resumed       bool       `json:"resumed,omitempty"`
 	// MatchedBy says why the credential was part of the change: named in the event, or the
 	// inventory binding or discovery source whose selectors matched the change's targets.
-	MatchedBy  string    `json:"matched_by,omitempty"`
-	Error      string    `json:"error,omitempty"`
-	StartedAt  time.Time `json:"started_at"`
-	FinishedAt time.Time `json:"finished_at"`
-	DurationMS int64     `json:"duration_ms"`
+	MatchedBy string `json:"matched_by,omitempty"`
+	// DeferredUntil is when a deferred credential is due to run (the next allowed time).
+	DeferredUntil *time.Time `json:"deferred_until,omitempty"`
+	Error         string     `json:"error,omitempty"`
+	StartedAt     time.Time  `json:"started_at"`
+	FinishedAt    time.Time  `json:"finished_at"`
+	DurationMS    int64      `json:"duration_ms"`
 }
 
 // Evidence is the reconciliation record the agent publishes for a change.
@@ -98,6 +111,8 @@ type Evidence struct {
 	StartedAt     time.Time            `json:"started_at"`
 	FinishedAt    time.Time            `json:"finished_at"`
 	Credentials   []CredentialEvidence `json:"credentials"`
+	// RelatedChangeID names the change this work follows up (see Change.RelatedChangeID).
+	RelatedChangeID string `json:"related_change_id,omitempty"`
 }
 
 // OverallStatus derives the status of a change from the outcomes of its credentials.
@@ -105,11 +120,17 @@ func OverallStatus(creds []CredentialEvidence) Status {
 	if len(creds) == 0 {
 		return StatusNoCredentials
 	}
-	ok := 0
+	ok, deferred := 0, 0
 	for _, c := range creds {
-		if c.Outcome == OutcomeRotated || c.Outcome == OutcomeRevoked {
+		switch c.Outcome {
+		case OutcomeRotated, OutcomeRevoked:
 			ok++
+		case OutcomeDeferred:
+			deferred++
 		}
+	}
+	if deferred > 0 && ok+deferred == len(creds) {
+		return StatusDeferred
 	}
 	switch ok {
 	case len(creds):

@@ -12,6 +12,8 @@ const (
 	ReasonUnknownType   ReasonCode = "unknown_type"
 	ReasonInvalid       ReasonCode = "invalid"
 	ReasonUndeliverable ReasonCode = "max_deliveries"
+	// ReasonUnauthorized refuses a rotate request whose requester may not rotate what it asks for.
+	ReasonUnauthorized ReasonCode = "unauthorized"
 )
 
 // Rejection explains why an inbound message was refused. It never echoes the payload, which may

@@ -38,6 +38,25 @@ func (s Subjects) Evidence(changeID string) string {
 // DeadLetter is the subject a change event that ran out of deliveries is copied to.
 func (s Subjects) DeadLetter() string { return s.Prefix + ".deadletter" }
 
+// Rotate is the request/reply subject of manual rotation requests.
+func (s Subjects) Rotate() string { return s.Prefix + ".rotate" }
+
+// Progress is the subject the agent reports the progress of a change on, one message per
+// credential (core NATS, not stored).
+func (s Subjects) Progress(changeID string) string { return s.Prefix + ".progress." + Token(changeID) }
+
+// Review is the subject the post-change review records of a change are published on.
+func (s Subjects) Review(changeID string) string { return s.Prefix + ".reviews." + Token(changeID) }
+
+// ReviewsWildcard matches every review record subject; the evidence stream captures it.
+func (s Subjects) ReviewsWildcard() string { return s.Prefix + ".reviews.>" }
+
+// ReviewAttest is the request/reply subject reviewers attest an emergency change on.
+func (s Subjects) ReviewAttest() string { return s.Prefix + ".review.attest" }
+
+// ReviewList is the request/reply subject that lists the open post-change reviews.
+func (s Subjects) ReviewList() string { return s.Prefix + ".review.list" }
+
 // Rejections is the subject rejection records are published on.
 func (s Subjects) Rejections() string { return s.Prefix + ".rejections" }
 

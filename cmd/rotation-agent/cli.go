@@ -24,6 +24,11 @@ commands:
   config check   validate the configuration and print it with secrets masked
   plan --event FILE [--output table|json]
                  show what each credential of a change event would get, reading Vault only
+  rotate --selector KEY=VALUE --reason TEXT --nkey-seed FILE [--kind K] [--dry-run] [--wait] [--emergency]
+                 ask the agent on the bus to rotate the credentials a selector matches
+  review list    list the post-change reviews of emergency changes
+  review attest CHANGE_ID --by NAME --decision approve|reject [--note TEXT]
+                 attest an emergency change
   version        print the version
   help           print this help
 
@@ -71,6 +76,10 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer, reload
 		return exitOK
 	case "plan":
 		return runPlan(ctx, args[1:], stdout, stderr)
+	case "rotate":
+		return runRotate(ctx, args[1:], stdout, stderr)
+	case "review":
+		return runReview(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "rotation-agent %s (%s, %s/%s)\n", agent.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK
