@@ -117,7 +117,7 @@ func agentKill(t *testing.T, s *suite) row {
 			}
 			p.Kill()
 		} else {
-			point := fmt.Sprintf("%s@%d", points[(i-i/4)%len(points)], 2+rand.IntN(max(3, s.events/10)))
+			point := fmt.Sprintf("%s@%d", points[(i-i/4)%len(points)], 2+rand.IntN(max(3, s.events/25)))
 			p = harness.StartProcess(t, agentBinary, agentEnv(s, s.v.Addr, n.URL, failpoint.EnvVar+"="+point))
 			for !p.Done() && !c.complete(w, 1) && time.Now().Before(deadline) {
 				time.Sleep(20 * time.Millisecond)
