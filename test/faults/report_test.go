@@ -21,6 +21,8 @@ Every scenario publishes its changes (each rotates its own KV v2 secret, created
 while the fault is injected, waits for every change's evidence, and then reads every secret back
 from Vault: **lost** counts changes without reconciled evidence or whose secret is still at version
 1; **duplicate rotations** counts every version beyond 2 (a second rotation of the same change).
+In the agent-kill scenario every fifth change also rotates its own transit key, counted the same
+way from the key's `+"`latest_version`"+`.
 Evidence whose reported version differs from the version in Vault fails the run too.
 **Recovery** is, over all the faults of the scenario, the longest time from the fault clearing
 (agent restarted, node back, Vault unsealed, burst over, process resumed) to the next evidence.

@@ -56,6 +56,7 @@ func agentEnv(s *suite, vaultAddr, natsURLs string, extra ...string) []string {
 		"ROTATION_AGENT_NATS_ACK_WAIT=5s",
 		"ROTATION_AGENT_SHUTDOWN_TIMEOUT=5s",
 		"ROTATION_AGENT_LOCK_TTL=3s",
+		"ROTATION_AGENT_METRICS_LISTEN=127.0.0.1:0",
 	}, extra...)
 }
 
@@ -94,7 +95,7 @@ func agentKill(t *testing.T, s *suite) row {
 	n := harness.StartNATS(t)
 	nc := n.Connect(t)
 	c := collect(t, nc)
-	w := newWorkload(t, s.v, "kill", s.events)
+	w := newWorkload(t, s.v, "kill", s.events, 5)
 	started := time.Now()
 	points := []string{
 		failpoint.AfterJournal + "prepare", failpoint.AfterJournal + "apply", failpoint.AfterVaultWrite,
@@ -137,7 +138,7 @@ func agentKill(t *testing.T, s *suite) row {
 	}
 	r := finish(t, s, c, w, started, last)
 	return row{tally: r, Faults: len(clears), Recovery: c.recovery(clears), Duration: time.Since(started),
-		Settings: "1 NATS server, stream R1; AckWait 5s; lock TTL 3s"}
+		Settings: fmt.Sprintf("1 NATS server, stream R1; AckWait 5s; lock TTL 3s; %d changes also rotate a transit key", r.Sent2)}
 }
 
 // natsNodeLoss stops the node leading the change stream while changes flow, restarts it, then
@@ -146,7 +147,7 @@ func natsNodeLoss(t *testing.T, s *suite) row {
 	cl := harness.StartNATSCluster(t, 3)
 	nc := cl.Connect(t)
 	c := collect(t, nc)
-	w := newWorkload(t, s.v, "nats", s.events)
+	w := newWorkload(t, s.v, "nats", s.events, 0)
 	env := agentEnv(s, s.v.Addr, cl.URLs(), "ROTATION_AGENT_NATS_REPLICAS=3")
 	a := harness.StartProcess(t, agentBinary, env)
 	a.WaitReady(t, time.Minute)
@@ -196,7 +197,7 @@ func vaultSealed(t *testing.T, s *suite) row {
 	n := harness.StartNATS(t)
 	nc := n.Connect(t)
 	c := collect(t, nc)
-	w := newWorkload(t, s.v, "sealed", s.events)
+	w := newWorkload(t, s.v, "sealed", s.events, 0)
 	a := harness.StartProcess(t, agentBinary, agentEnv(s, s.v.Addr, n.URL))
 	a.WaitReady(t, time.Minute)
 	started := time.Now()
@@ -218,12 +219,12 @@ func vaultBursts(t *testing.T, s *suite) row {
 	n := harness.StartNATS(t)
 	nc := n.Connect(t)
 	c := collect(t, nc)
-	w := newWorkload(t, s.v, "bursts", s.events)
+	w := newWorkload(t, s.v, "bursts", s.events, 0)
 	proxy := startVaultProxy(t, s.v)
 	a := harness.StartProcess(t, agentBinary, agentEnv(s, proxy.URL, n.URL))
 	a.WaitReady(t, time.Minute)
 	started := time.Now()
-	published := newPublisher(t, nc).publishAll(t, w, 20*time.Millisecond)
+	published := newPublisher(t, nc).publishAll(t, w, 100*time.Millisecond)
 	var clears []time.Time
 	modes := []int32{proxyUnavailable, proxyRateLimited, proxyAnswerLost}
 	for i := 0; !c.complete(w, 1) && time.Since(started) < drainTimeout(s.events); i++ {
@@ -247,7 +248,7 @@ func ackWaitExpiry(t *testing.T, s *suite) row {
 	n := harness.StartNATS(t)
 	nc := n.Connect(t)
 	c := collect(t, nc)
-	w := newWorkload(t, s.v, "ackwait", s.events)
+	w := newWorkload(t, s.v, "ackwait", s.events, 0)
 	env := agentEnv(s, s.v.Addr, n.URL, "ROTATION_AGENT_NATS_ACK_WAIT=1s", "ROTATION_AGENT_LOCK_TTL=3s",
 		failpoint.EnvVar+"="+failpoint.AfterJournal+"apply=1200ms")
 	replicas := []*harness.Process{harness.StartProcess(t, agentBinary, env), harness.StartProcess(t, agentBinary, env)}
@@ -274,7 +275,7 @@ func duplicatePublish(t *testing.T, s *suite) row {
 	n := harness.StartNATS(t)
 	nc := n.Connect(t)
 	c := collect(t, nc)
-	w := newWorkload(t, s.v, "dup", s.events)
+	w := newWorkload(t, s.v, "dup", s.events, 0)
 	const window = 2 * time.Second
 	a := harness.StartProcess(t, agentBinary, agentEnv(s, s.v.Addr, n.URL, "ROTATION_AGENT_NATS_DUPLICATE_WINDOW="+window.String()))
 	a.WaitReady(t, time.Minute)

@@ -3,6 +3,8 @@ package faults
 import (
 	"testing"
 
+	vaultapi "github.com/hashicorp/vault/api"
+
 	"github.com/rotation-agent/rotation-agent/test/harness"
 )
 
@@ -11,6 +13,9 @@ import (
 func TestFaults(t *testing.T) {
 	s := &suite{v: harness.StartVault(t), events: *eventsPerScenario}
 	s.token = s.v.AgentToken(t)
+	if err := s.v.Root.Sys().Mount("transit", &vaultapi.MountInput{Type: "transit"}); err != nil {
+		t.Fatalf("mount transit: %v", err)
+	}
 	var rows []row
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {

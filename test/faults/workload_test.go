@@ -24,21 +24,48 @@ type workload struct {
 	changes  []string
 	paths    []string
 	payloads [][]byte
+	// transitKeys maps a change's index to the transit key it also rotates (created at
+	// version 1), for scenarios that count a second kind.
+	transitKeys map[int]string
 }
 
-func newWorkload(t *testing.T, v *harness.Vault, scenario string, n int) *workload {
+// newWorkload creates n changes; with transitEvery > 0 every transitEvery-th change also
+// rotates its own transit key.
+func newWorkload(t *testing.T, v *harness.Vault, scenario string, n, transitEvery int) *workload {
 	t.Helper()
-	w := &workload{scenario: scenario}
+	w := &workload{scenario: scenario, transitKeys: map[int]string{}}
 	for i := 0; i < n; i++ {
 		id := fmt.Sprintf("CHG-%s-%04d", scenario, i)
 		path := fmt.Sprintf("faults/%s/%04d", scenario, i)
 		v.PutKV(t, path, map[string]any{"password": fmt.Sprintf("canary-%s-%04d-initial", scenario, i)})
-		ref := events.CredentialRef{Kind: "kv-v2", Mount: "secret", Path: path, Fields: []string{"password"}}
+		refs := []events.CredentialRef{{Kind: "kv-v2", Mount: "secret", Path: path, Fields: []string{"password"}}}
+		if transitEvery > 0 && i%transitEvery == 0 {
+			key := fmt.Sprintf("faults-%s-%04d", scenario, i)
+			if _, err := v.Root.Logical().Write("transit/keys/"+key, nil); err != nil {
+				t.Fatalf("create transit key: %v", err)
+			}
+			w.transitKeys[i] = key
+			refs = append(refs, events.CredentialRef{Kind: "transit", Mount: "transit", Path: key})
+		}
 		w.changes = append(w.changes, id)
 		w.paths = append(w.paths, path)
-		w.payloads = append(w.payloads, harness.ChangeEvent(t, id, ref))
+		w.payloads = append(w.payloads, harness.ChangeEvent(t, id, refs...))
 	}
 	return w
+}
+
+// transitVersion reads a transit key's latest version from Vault.
+func transitVersion(t *testing.T, v *harness.Vault, key string) int {
+	t.Helper()
+	sec, err := v.Root.Logical().Read("transit/keys/" + key)
+	if err != nil || sec == nil {
+		t.Fatalf("read transit key %s: %v", key, err)
+	}
+	n, err := sec.Data["latest_version"].(json.Number).Int64()
+	if err != nil {
+		t.Fatalf("transit key %s latest_version: %v", key, err)
+	}
+	return int(n)
 }
 
 // eventID is the CloudEvents id of change i's event, used as its Nats-Msg-Id.
@@ -131,8 +158,10 @@ func collect(t *testing.T, nc *nats.Conn) *collector {
 		}
 		c.records[id]++
 		c.status[id] = env.Data.Status
-		if len(env.Data.Credentials) == 1 {
-			c.after[id] = env.Data.Credentials[0].After["version"]
+		for _, cred := range env.Data.Credentials {
+			if cred.Kind == "kv-v2" {
+				c.after[id] = cred.After["version"]
+			}
 		}
 	})
 	if err != nil {
@@ -189,6 +218,8 @@ func (c *collector) recovery(clears []time.Time) time.Duration {
 // tally is what a scenario found, counted from the bus and from Vault's own state.
 type tally struct {
 	Sent, Evidence, Lost, Duplicates int
+	// Sent2 counts the transit keys the changes also rotated.
+	Sent2 int
 	// Mismatched counts evidence whose reported version is not the version Vault holds.
 	Mismatched int
 }
@@ -213,6 +244,17 @@ func (c *collector) count(t *testing.T, v *harness.Vault, w *workload) tally {
 		case version > 2:
 			r.Duplicates += version - 2
 			t.Errorf("%s: secret at version %d: rotated %d times", id, version, version-1)
+		}
+		if key, ok := w.transitKeys[i]; ok {
+			r.Sent2++
+			switch kv := transitVersion(t, v, key); {
+			case kv <= 1:
+				r.Lost++
+				t.Errorf("%s: transit key %s at version %d: not rotated", id, key, kv)
+			case kv > 2:
+				r.Duplicates += kv - 2
+				t.Errorf("%s: transit key %s at version %d: rotated %d times", id, key, kv, kv-1)
+			}
 		}
 		if reconciled && c.after[id] != strconv.Itoa(version) {
 			r.Mismatched++
