@@ -82,7 +82,9 @@ func TestRetryAfterTransportWaitEndsWithContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
-	if _, err := (&http.Client{Transport: tr}).Do(req); err == nil {
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err == nil {
+		_ = resp.Body.Close()
 		t.Fatal("request went through a cancelled wait")
 	}
 	if sent.Load() != 0 {
