@@ -18,6 +18,12 @@ const (
 	StatusFailed Status = "failed"
 	// StatusNoCredentials means the change matched no credential: nothing to do, and it was looked at.
 	StatusNoCredentials Status = "no_credentials"
+	// StatusDrift means every credential was reconciled (or there was none) but an identity of
+	// the change holds entitlements other than the approved ones.
+	StatusDrift Status = "drift"
+	// StatusRejected means the agent refused to act on the change (for example a review
+	// rejected it); nothing was changed.
+	StatusRejected Status = "rejected"
 )
 
 // Outcome is the result for one credential.
@@ -46,6 +52,10 @@ const (
 	// TriggerSchedule marks work the agent scheduled itself, such as retiring an old
 	// credential when its overlap window ends.
 	TriggerSchedule Trigger = "schedule"
+	// TriggerManual marks work an operator asked for directly.
+	TriggerManual Trigger = "manual"
+	// TriggerEmergency marks work done for an emergency, before or without a normal change.
+	TriggerEmergency Trigger = "emergency"
 )
 
 // AgentInfo identifies the agent that produced a record.
@@ -98,6 +108,30 @@ type Evidence struct {
 	StartedAt     time.Time            `json:"started_at"`
 	FinishedAt    time.Time            `json:"finished_at"`
 	Credentials   []CredentialEvidence `json:"credentials"`
+	// Entitlements compares the access of each identity tied to the change with the approved
+	// access; absent when the change and its bindings approve none.
+	Entitlements []EntitlementEvidence `json:"entitlements,omitempty"`
+	// Controls lists the controls this record evidences (see ControlsFor).
+	Controls []string `json:"controls,omitempty"`
+	// Chain links the record to the previous record of the same agent.
+	Chain *ChainLink `json:"chain,omitempty"`
+	// Signature signs the record; see SigningBytes for what exactly is signed.
+	Signature *Signature `json:"signature,omitempty"`
+}
+
+// WithEntitlements refines a status derived from credentials with the entitlement results: a
+// change whose credentials are all reconciled (or that had none) is in drift while any
+// identity's entitlements differ from the approved ones or could not be checked.
+func WithEntitlements(s Status, ents []EntitlementEvidence) Status {
+	if s != StatusReconciled && s != StatusNoCredentials {
+		return s
+	}
+	for _, e := range ents {
+		if e.Open() {
+			return StatusDrift
+		}
+	}
+	return s
 }
 
 // OverallStatus derives the status of a change from the outcomes of its credentials.
