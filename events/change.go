@@ -132,6 +132,9 @@ func (c CredentialRef) EffectiveAction() Action {
 type ApprovedEntitlements struct {
 	Identity string   `json:"identity"`
 	Policies []string `json:"policies"`
+	// Capabilities maps sensitive paths to the capabilities the identity is approved to have
+	// on each (for example {"secret/data/payments/*": ["read"]}).
+	Capabilities map[string][]string `json:"capabilities,omitempty"`
 }
 
 // ChangeEvent is a decoded change-completed event.
