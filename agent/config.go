@@ -52,6 +52,8 @@ type Config struct {
 	Vault VaultConfig
 	// NATS is how the agent reaches NATS JetStream.
 	NATS NATSConfig
+	// Evidence is how evidence records are signed and entitlements remediated.
+	Evidence EvidenceConfig
 }
 
 // PasswordConfig is the default generation policy for new secret values.
@@ -146,6 +148,8 @@ type NATSConfig struct {
 	MaxDeliver int `split_words:"true" default:"10"`
 	// DuplicateWindow is the stream's de-duplication window for Nats-Msg-Id.
 	DuplicateWindow time.Duration `split_words:"true" default:"2m"`
+	// EvidenceMaxAge is how long the evidence stream keeps records, when the agent creates it.
+	EvidenceMaxAge time.Duration `split_words:"true" default:"8760h"`
 }
 
 // Defaults returns the configuration with every default applied and nothing read from the
@@ -358,6 +362,7 @@ func (c Config) Validate() error {
 	if n.DuplicateWindow < time.Second {
 		bad("%s: must be at least 1s", env("NATS_DUPLICATE_WINDOW"))
 	}
+	errs = append(errs, c.validateEvidence()...)
 	for i, e := range errs {
 		errs[i] = fmt.Errorf("invalid configuration: %w", e)
 	}

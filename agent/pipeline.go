@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sirupsen/logrus"
 
+	"github.com/rotation-agent/rotation-agent/entitlements"
 	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/internal/failpoint"
 	"github.com/rotation-agent/rotation-agent/rotators"
@@ -43,6 +44,10 @@ type pipeline struct {
 	// defaultOverlap is the overlap window of credentials that do not set one.
 	defaultOverlap time.Duration
 	retry          backoff
+	// sealer chains, signs and publishes evidence records.
+	sealer *sealer
+	// entitlements compares the identities of a change with their approved access.
+	entitlements *entitlements.Checker
 }
 
 // deliveryCount converts JetStream's delivery counter, saturating instead of overflowing.
@@ -82,7 +87,7 @@ func (p *pipeline) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.NakWithDelay(delay)
 		return
 	}
-	if err := p.publishEvidence(ctx, env); err != nil {
+	if env, err = p.publishEvidence(ctx, env); err != nil {
 		log.WithError(err).Warn("publish evidence failed; will retry")
 		_ = msg.NakWithDelay(p.retry.delay(delivery))
 		return
@@ -120,7 +125,13 @@ func (p *pipeline) reconcile(ctx context.Context, ev *events.ChangeEvent, log lo
 		ce.MatchedBy = m.Reason
 		creds = append(creds, ce)
 	}
-	return p.evidenceEnvelope(ev.Data.ID, ev.ID, ev.Data.Type, events.TriggerEvent, started, creds), nil
+	ents, err := p.checkEntitlements(ctx, ev, matches, log, final)
+	if err != nil {
+		return events.Envelope[events.Evidence]{}, err
+	}
+	env := p.evidenceEnvelope(ev.Data.ID, ev.ID, ev.Data.Type, events.TriggerEvent, started, creds)
+	withEntitlements(&env, ents)
+	return env, nil
 }
 
 // evidenceEnvelope builds the evidence record of a change; its id (and Nats-Msg-Id) is derived
@@ -138,6 +149,7 @@ func (p *pipeline) evidenceEnvelope(changeID, eventID string, changeType events.
 		FinishedAt:    time.Now().UTC(),
 		Credentials:   creds,
 	}
+	evidence.Controls = events.ControlsFor(evidence)
 	return events.Envelope[events.Evidence]{
 		SpecVersion:     events.SpecVersion,
 		ID:              "evidence:" + changeID + ":" + eventID,
@@ -332,14 +344,10 @@ func (p *pipeline) assess(ctx context.Context, msg jetstream.Msg, ev *events.Cha
 	log.WithFields(logrus.Fields{"impact": impact.Level, "credentials": len(impact.Credentials)}).Info("impact of planned change published")
 }
 
-// publishEvidence publishes env on the change's evidence subject, de-duplicated by its id.
-func (p *pipeline) publishEvidence(ctx context.Context, env events.Envelope[events.Evidence]) error {
-	raw, err := json.Marshal(env)
-	if err != nil {
-		return err
-	}
-	_, err = p.js.Publish(ctx, p.subjects.Evidence(env.Data.ChangeID), raw, jetstream.WithMsgID(env.ID))
-	return err
+// publishEvidence chains, signs and publishes env on the change's evidence subject,
+// de-duplicated by its id, and returns the record as published.
+func (p *pipeline) publishEvidence(ctx context.Context, env events.Envelope[events.Evidence]) (events.Envelope[events.Evidence], error) {
+	return p.sealer.publish(ctx, env)
 }
 
 // reject publishes why a message was refused and terminates it so it is not redelivered.

@@ -64,6 +64,10 @@ type Match struct {
 	Reason string
 	// Source is where the credential came from (event, inventory, discovery).
 	Source string
+	// Binding is the name of the binding that matched; empty for a credential named in the event.
+	Binding string
+	// Entitlements is the binding's approved access of the credential's identities.
+	Entitlements []events.ApprovedEntitlements
 }
 
 // describe renders selectors as "services=payments hosts=db1" in key order.

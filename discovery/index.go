@@ -124,9 +124,11 @@ func (ix *Index) Resolve(ch events.Change) []Match {
 		}
 		seen[ref.Key()] = true
 		out = append(out, Match{
-			Credential: ref,
-			Reason:     fmt.Sprintf("binding %s selects %s", b.Name, b.Selectors.describe()),
-			Source:     b.Source,
+			Credential:   ref,
+			Reason:       fmt.Sprintf("binding %s selects %s", b.Name, b.Selectors.describe()),
+			Source:       b.Source,
+			Binding:      b.Name,
+			Entitlements: b.ApprovedEntitlements,
 		})
 	}
 	return out

@@ -184,3 +184,29 @@ func describeViolations(err error) string {
 	}
 	return "event does not match its schema: " + strings.Join(problems, "; ")
 }
+
+// Schema file names of the evidence service's messages inside Schemas.
+const (
+	EvidenceRequestSchema = "schema/evidence-request.schema.json"
+	ClosureAnswerSchema   = "schema/closure-answer.schema.json"
+)
+
+// DecodeEvidenceRequest decodes and validates the body of an evidence or closure request.
+func DecodeEvidenceRequest(payload []byte) (EvidenceRequest, error) {
+	var req EvidenceRequest
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(payload))
+	if err != nil {
+		return req, fmt.Errorf("request is not valid JSON: %w", err)
+	}
+	schema, err := Schema(EvidenceRequestSchema)
+	if err != nil {
+		return req, err
+	}
+	if err := schema.Validate(doc); err != nil {
+		return req, errors.New(strings.Replace(describeViolations(err), "event does not", "request does not", 1))
+	}
+	if err := json.Unmarshal(payload, &req); err != nil {
+		return req, fmt.Errorf("request does not fit: %w", err)
+	}
+	return req, nil
+}
