@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"io"
 
 	vault "github.com/hashicorp/vault/api"
 	"github.com/sirupsen/logrus"
@@ -39,4 +40,27 @@ func checkSigner(ctx context.Context, s evidence.Signer, log logrus.FieldLogger)
 	last := keys[len(keys)-1]
 	log.WithFields(logrus.Fields{"key_id": last.KeyID, "key_version": last.KeyVersion}).Info("evidence records are signed")
 	return nil
+}
+
+// SignerPublicKeys returns the public keys of the configured evidence signer (logging in to
+// Vault for a transit key), for `evidence keys`.
+func SignerPublicKeys(ctx context.Context, cfg Config) ([]evidence.PublicKey, error) {
+	var client *vault.Client
+	if cfg.Evidence.Signer == SignerTransit {
+		log := logrus.New()
+		log.SetOutput(io.Discard)
+		vs, _, err := openVault(ctx, cfg.Vault, log, NewRedactor())
+		if err != nil {
+			return nil, err
+		}
+		client = vs.client
+	}
+	s, err := NewSigner(cfg.Evidence, client)
+	if err != nil {
+		return nil, err
+	}
+	if s == nil {
+		return nil, fmt.Errorf("ROTATION_AGENT_EVIDENCE_SIGNER is none: records are not signed and there is no key")
+	}
+	return s.PublicKeys(ctx)
 }

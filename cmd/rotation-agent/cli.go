@@ -24,6 +24,9 @@ commands:
   config check   validate the configuration and print it with secrets masked
   plan --event FILE [--output table|json]
                  show what each credential of a change event would get, reading Vault only
+  evidence get|export|keys|verify|gaps
+                 read, export and verify evidence; list changes without evidence
+                 (rotation-agent evidence, for details)
   version        print the version
   help           print this help
 
@@ -69,6 +72,8 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer, reload
 		return exitOK
 	case "plan":
 		return runPlan(ctx, args[1:], stdout, stderr)
+	case "evidence":
+		return runEvidence(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "rotation-agent %s (%s, %s/%s)\n", agent.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK
