@@ -78,4 +78,3 @@ func withEntitlements(env *events.Envelope[events.Evidence], ents []events.Entit
 	env.Data.Status = events.WithEntitlements(env.Data.Status, ents)
 	env.Data.Controls = events.ControlsFor(env.Data)
 }
-

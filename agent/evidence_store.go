@@ -68,4 +68,3 @@ func ChangeRecords(ctx context.Context, js jetstream.JetStream, stream string, s
 	}
 	return out, nil
 }
-

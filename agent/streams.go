@@ -12,8 +12,8 @@ import (
 
 // Retention of what the agent keeps in JetStream when it creates the streams itself.
 const (
-	changeRetention   = 7 * 24 * time.Hour
-	journalRetention  = 90 * 24 * time.Hour
+	changeRetention  = 7 * 24 * time.Hour
+	journalRetention = 90 * 24 * time.Hour
 )
 
 // jetStreamResources are the streams, consumer and bucket the agent works with.
