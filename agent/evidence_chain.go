@@ -36,9 +36,11 @@ type sealer struct {
 	kv       jetstream.KeyValue
 	signer   evidence.Signer
 	subjects events.Subjects
-	agentID  string
-	log      logrus.FieldLogger
-	mu       sync.Mutex
+	// stream is the evidence stream, read back when a record turns out to be stored already.
+	stream  string
+	agentID string
+	log     logrus.FieldLogger
+	mu      sync.Mutex
 }
 
 // publish seals rec (unless it was sealed before: a record re-published from the journal) and
@@ -101,8 +103,7 @@ func (s *sealer) publish(ctx context.Context, rec events.Record) (events.Record,
 			return rec, err
 		}
 		s.log.WithField(FieldChangeID, rec.Data.ChangeID).Info("evidence record already in the stream; not chained again")
-		rec.Data.Chain = nil
-		return rec, nil
+		return s.stored(ctx, rec)
 	}
 	next.Pending, next.Record = false, nil
 	if _, err := s.putHead(ctx, next, nextRev); err != nil {
@@ -110,6 +111,23 @@ func (s *sealer) publish(ctx context.Context, rec events.Record) (events.Record,
 		s.log.WithError(err).Warn("confirm evidence chain head failed")
 	}
 	return sealed, nil
+}
+
+// stored returns the record with rec's id as the stream holds it, so the journal keeps the
+// record that was actually published; rec without a chain link when it cannot be read.
+func (s *sealer) stored(ctx context.Context, rec events.Record) (events.Record, error) {
+	rec.Data.Chain, rec.Data.Signature = nil, nil
+	records, err := ChangeRecords(ctx, s.js, s.stream, s.subjects, rec.Data.ChangeID)
+	if err != nil {
+		s.log.WithError(err).Warn("read back the stored evidence record failed")
+		return rec, nil
+	}
+	for _, r := range records {
+		if r.ID == rec.ID {
+			return r, nil
+		}
+	}
+	return rec, nil
 }
 
 // head reads the chain head; revision 0 means the chain is empty.

@@ -119,7 +119,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		generator:      rotators.Generator{Client: vs.client, Length: cfg.Password.Length, Charset: cfg.Password.Charset},
 		defaultOverlap: cfg.Overlap,
 		retry:          newBackoff(2*time.Second, 2*time.Minute),
-		sealer: &sealer{js: js, kv: res.journal, signer: signer, subjects: subjects, agentID: cfg.AgentID,
+		sealer: &sealer{js: js, kv: res.journal, signer: signer, subjects: subjects, stream: cfg.NATS.EvidenceStream, agentID: cfg.AgentID,
 			log: log.WithField("component", "evidence")},
 		entitlements: &entitlements.Checker{Client: vs.client, Remediate: cfg.Evidence.RemediateEntitlements},
 	}
