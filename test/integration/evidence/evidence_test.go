@@ -253,7 +253,7 @@ func TestTamperedExportFailsAtTheEditedRecord(t *testing.T) {
 	n := harness.StartNATS(t)
 	bus := harness.WatchBus(t, n)
 	cfg := harness.AgentConfig(t, v, tokenWith(t, v, policyFile), n)
-	harness.StartAgent(t, cfg)
+	ra := harness.StartAgent(t, cfg)
 	for _, id := range []string{"CHG-A", "CHG-B", "CHG-C"} {
 		v.PutKV(t, "app/"+id, map[string]any{"password": "canary-" + id})
 		bus.Publish(t, harness.ChangeEvent(t, id, kvRef("app/"+id)), "evt-"+id)
@@ -293,5 +293,75 @@ func TestTamperedExportFailsAtTheEditedRecord(t *testing.T) {
 	gaps, err := agent.EvidenceGaps(ctx, js, cfg.NATS, subjects, time.Now().Add(-time.Hour))
 	if err != nil || len(gaps) != 0 {
 		t.Errorf("gaps = %+v, %v; want none", gaps, err)
+	}
+	// A change the agent never saw (published to the stream while no agent runs) is a gap.
+	ra.Stop(t)
+	bus.Publish(t, harness.ChangeEvent(t, "CHG-UNSEEN", kvRef("app/CHG-A")), "evt-CHG-UNSEEN")
+	gaps, err = agent.EvidenceGaps(ctx, js, cfg.NATS, subjects, time.Now().Add(-time.Hour))
+	if err != nil || len(gaps) != 1 || gaps[0].ChangeID != "CHG-UNSEEN" || !strings.Contains(gaps[0].Reason, "no final evidence") {
+		t.Errorf("gaps = %+v, %v; want CHG-UNSEEN", gaps, err)
+	}
+	// The signing key never appears in the log or on the bus.
+	pemBytes, err := os.ReadFile(cfg.Evidence.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := strings.Split(string(pemBytes), "\n")[1]
+	if strings.Contains(ra.Log.String(), body) || strings.Contains(strings.Join(bus.Payloads(), "\n"), body) {
+		t.Error("the evidence signing key leaked into the log or onto the bus")
+	}
+}
+
+// With a Vault transit ed25519 key, records are signed through transit/sign; after the key is
+// rotated, new records carry the new key version, and the keyring of every version read
+// from transit/keys verifies the whole export.
+func TestTransitSignedExportVerifies(t *testing.T) {
+	v := harness.StartVault(t)
+	n := harness.StartNATS(t)
+	bus := harness.WatchBus(t, n)
+	if err := v.Root.Sys().Mount("transit", &vaultapi.MountInput{Type: "transit"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Root.Logical().Write("transit/keys/evidence", map[string]any{"type": "ed25519"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := harness.AgentConfig(t, v, tokenWith(t, v, policyFile), n)
+	cfg.Evidence.Signer, cfg.Evidence.KeyFile, cfg.Evidence.TransitKey = agent.SignerTransit, "", "evidence"
+	harness.StartAgent(t, cfg)
+	publish := func(id string) events.Envelope[events.Evidence] {
+		v.PutKV(t, "app/"+id, map[string]any{"password": "canary-" + id})
+		bus.Publish(t, harness.ChangeEvent(t, id, kvRef("app/"+id)), "evt-"+id)
+		return bus.WaitEvidence(t, id, waitEvidence)
+	}
+	first := publish("CHG-T1")
+	if _, err := v.Root.Logical().Write("transit/keys/evidence/rotate", nil); err != nil {
+		t.Fatal(err)
+	}
+	second := publish("CHG-T2")
+	if first.Data.Signature == nil || first.Data.Signature.KeyID != "transit:transit/evidence" || first.Data.Signature.KeyVersion != 1 ||
+		second.Data.Signature == nil || second.Data.Signature.KeyVersion != 2 {
+		t.Fatalf("signatures = %+v, %+v; want transit:transit/evidence versions 1 then 2", first.Data.Signature, second.Data.Signature)
+	}
+	ctx := context.Background()
+	keys, err := agent.SignerPublicKeys(ctx, cfg)
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("public keys = %+v, %v; want two versions", keys, err)
+	}
+	js, err := jetstream.New(n.Connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var export bytes.Buffer
+	if _, err := agent.ExportEvidence(ctx, js, cfg.NATS.EvidenceStream, subjects, time.Time{}, &export); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := evidence.Verify(bytes.NewReader(export.Bytes()), evidence.Keyring{Keys: keys})
+	if err != nil || !rep.OK || rep.Records != 2 || len(rep.Keys) != 2 {
+		t.Fatalf("verify = %+v, %v; want both records verified with two key versions", rep, err)
+	}
+	// Without the rotated version's key the second record fails, by name.
+	rep, _ = evidence.Verify(bytes.NewReader(export.Bytes()), evidence.Keyring{Keys: keys[:1]})
+	if rep.OK || rep.Broken.Line != 2 || !strings.Contains(rep.Broken.Reason, "version 2") {
+		t.Errorf("verify with version 1 only = %+v, want a break at line 2 naming version 2", rep.Broken)
 	}
 }
