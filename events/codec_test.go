@@ -376,6 +376,7 @@ func TestPublishedExamplesMatchSchemas(t *testing.T) {
 	}{
 		{"evidence.json", evidenceSchema, TypeEvidence, strictDecode[Envelope[Evidence]]},
 		{"evidence-no-credentials.json", evidenceSchema, TypeEvidence, strictDecode[Envelope[Evidence]]},
+		{"evidence-drift.json", evidenceSchema, TypeEvidence, strictDecode[Envelope[Evidence]]},
 		{"rejection.json", rejectionSchema, TypeRejection, strictDecode[Envelope[Rejection]]},
 	}
 	covered := map[string]bool{}
@@ -420,8 +421,11 @@ func TestEvidenceExamplesFollowIDRule(t *testing.T) {
 		if !env.Time.Equal(env.Data.FinishedAt) {
 			t.Errorf("%s: time = %s, want finished_at %s", file, env.Time, env.Data.FinishedAt)
 		}
-		if got := OverallStatus(env.Data.Credentials); got != env.Data.Status {
-			t.Errorf("%s: status = %q, but the credentials give %q", file, env.Data.Status, got)
+		if got := WithEntitlements(OverallStatus(env.Data.Credentials), env.Data.Entitlements); got != env.Data.Status {
+			t.Errorf("%s: status = %q, but the credentials and entitlements give %q", file, env.Data.Status, got)
+		}
+		if env.Data.Controls != nil && !reflect.DeepEqual(env.Data.Controls, ControlsFor(env.Data)) {
+			t.Errorf("%s: controls = %q, want %q", file, env.Data.Controls, ControlsFor(env.Data))
 		}
 	}
 }

@@ -182,6 +182,10 @@ func TestEntitlementDriftAndRemediation(t *testing.T) {
 	if !gate.MayClose || len(gate.Reasons) != 0 {
 		t.Errorf("closure gate = %+v, want yes", gate)
 	}
+	// The restarted agent continued its chain: one chain, sequences 1 and 2.
+	if ev.Data.Chain == nil || ev.Data.Chain.Sequence != 2 {
+		t.Errorf("chain link after restart = %+v, want sequence 2", ev.Data.Chain)
+	}
 }
 
 func containsAll(list []string, want ...string) bool {
