@@ -43,27 +43,18 @@ func (c *Checker) Check(ctx context.Context, a Approval) (events.EntitlementEvid
 	out := events.EntitlementEvidence{Identity: a.Identity, Source: a.Source, ApprovedPolicies: approved, CheckedAt: c.now()}
 	id, err := ParseIdentity(a.Identity)
 	if err != nil {
-		out.Status, out.Error = events.EntitlementError, err.Error()
-		return out, nil
+		return settle(out, err)
 	}
 	out.Kind = id.Kind
 	actual, err := c.policies(ctx, id)
 	if err != nil {
-		if rotators.IsRetryable(err) {
-			return out, rotators.Retryable(err)
-		}
-		out.Status, out.Error = events.EntitlementError, err.Error()
-		return out, nil
+		return settle(out, err)
 	}
 	out.ActualPolicies = actual
 	out.ExtraPolicies, out.MissingPolicies = diff(actual, approved)
 	caps, err := c.capabilities(ctx, id, a.Capabilities)
 	if err != nil {
-		if rotators.IsRetryable(err) {
-			return out, rotators.Retryable(err)
-		}
-		out.Status, out.Error = events.EntitlementError, err.Error()
-		return out, nil
+		return settle(out, err)
 	}
 	out.Capabilities = caps
 	out.Status = events.EntitlementMatch
@@ -95,6 +86,16 @@ func (c *Checker) Check(ctx context.Context, a Approval) (events.EntitlementEvid
 	if rem.Verified && !capDrift {
 		out.Status = events.EntitlementRemediated
 	}
+	return out, nil
+}
+
+// settle ends a check that failed: a failure Vault may get over is returned as a retryable
+// error; anything else becomes the result, with status error and the reason.
+func settle(out events.EntitlementEvidence, err error) (events.EntitlementEvidence, error) {
+	if rotators.IsRetryable(err) {
+		return out, rotators.Retryable(err)
+	}
+	out.Status, out.Error = events.EntitlementError, err.Error()
 	return out, nil
 }
 

@@ -8,7 +8,7 @@ const (
 	// ControlNHIOffboarding is OWASP Non-Human Identities Top 10 NHI1, improper offboarding.
 	ControlNHIOffboarding = "OWASP-NHI:NHI1"
 	// ControlNHISecretLeakage is OWASP NHI2, secret leakage.
-	ControlNHISecretLeakage = "OWASP-NHI:NHI2"
+	ControlNHISecretLeakage = "OWASP-NHI:NHI2" //nolint:gosec // a control identifier, not a credential
 	// ControlNHIOverprivileged is OWASP NHI5, overprivileged non-human identities.
 	ControlNHIOverprivileged = "OWASP-NHI:NHI5"
 	// ControlNHILongLived is OWASP NHI7, long-lived secrets.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -82,13 +83,14 @@ func runEvidenceBus(ctx context.Context, args []string, stdout, stderr io.Writer
 		from = time.Now().Add(-*since)
 	}
 	w := stdout
+	var file *os.File
 	if *out != "" {
-		f, err := os.OpenFile(*out, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+		f, err := os.OpenFile(filepath.Clean(*out), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600) //nolint:gosec // the operator names the output file
 		if err != nil {
 			return fail(stderr, exitFailed, err)
 		}
-		defer func() { _ = f.Close() }()
-		w = f
+		defer func() { _ = f.Close() }() // after the checked Close below, on early returns
+		w, file = f, f
 	}
 	switch args[0] {
 	case "get":
@@ -122,10 +124,21 @@ func runEvidenceBus(ctx context.Context, args []string, stdout, stderr io.Writer
 			fmt.Fprintf(w, "%s\n", line)
 		}
 		if len(gaps) > 0 {
-			return exitFailed
+			return closeOutput(file, stderr, exitFailed)
 		}
 	}
-	return exitOK
+	return closeOutput(file, stderr, exitOK)
+}
+
+// closeOutput closes the output file, if any, so a failed final write is reported.
+func closeOutput(f *os.File, stderr io.Writer, code int) int {
+	if f == nil {
+		return code
+	}
+	if err := f.Close(); err != nil {
+		return fail(stderr, exitFailed, err)
+	}
+	return code
 }
 
 func runVerify(args []string, stdout, stderr io.Writer) int {
