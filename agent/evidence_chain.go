@@ -12,6 +12,7 @@ import (
 
 	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/evidence"
+	"github.com/rotation-agent/rotation-agent/internal/failpoint"
 )
 
 // chainHead is the head of an agent's evidence chain, kept in the journal bucket and advanced
@@ -92,10 +93,12 @@ func (s *sealer) publish(ctx context.Context, rec events.Record) (events.Record,
 	if err != nil {
 		return rec, err
 	}
+	failpoint.Hit(failpoint.AfterEvidenceReserved)
 	ack, err := s.js.Publish(ctx, subject, line, jetstream.WithMsgID(rec.ID))
 	if err != nil {
 		return rec, fmt.Errorf("publish evidence: %w", err)
 	}
+	failpoint.Hit(failpoint.AfterEvidencePublished)
 	if ack.Duplicate {
 		// The stream already holds a record with this id (published before this record was
 		// sealed): this one was not stored, so the chain steps back.
