@@ -213,6 +213,16 @@ func TestClosureGateWaitsForReconciliation(t *testing.T) {
 	harness.StartAgent(t, cfg)
 	nc := n.Connect(t)
 
+	// A malformed request gets a service error naming the problem.
+	for _, subject := range []string{subjects.ClosureCheck(), subjects.EvidenceGet()} {
+		msg, err := nc.Request(subject, []byte(`{"change_id":"*.>"}`), 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg.Header.Get("Nats-Service-Error-Code") != "400" || !strings.Contains(msg.Header.Get("Nats-Service-Error"), "/change_id") {
+			t.Errorf("%s with a bad change id: headers %v", subject, msg.Header)
+		}
+	}
 	var gate events.ClosureAnswer
 	request(t, nc, subjects.ClosureCheck(), "CHG-GATE", &gate)
 	if gate.MayClose || !strings.Contains(strings.Join(gate.Reasons, "\n"), "no evidence record") {
