@@ -23,8 +23,9 @@ type chainHead struct {
 	RecordID string `json:"record_id,omitempty"`
 	Subject  string `json:"subject,omitempty"`
 	// Record holds the last record as sealed while its publish is unconfirmed (Pending), so a
-	// retry publishes exactly those bytes.
-	Record  []byte `json:"record,omitempty"`
+	// retry publishes exactly those bytes. It is kept as JSON: the canonical form re-encodes to
+	// itself, and DecodeRecord checks that before it is used.
+	Record  json.RawMessage `json:"record,omitempty"`
 	Pending bool   `json:"pending,omitempty"`
 }
 
@@ -63,6 +64,9 @@ func (s *sealer) publish(ctx context.Context, rec events.Record) (events.Record,
 	}
 	if head.Pending {
 		// The last record's publish was not confirmed: publish it first (de-duplicated).
+		if events.RecordHash(head.Record) != head.SHA256 {
+			return rec, fmt.Errorf("evidence chain head of %s holds a record that does not match its hash", s.agentID)
+		}
 		if _, err := s.js.Publish(ctx, head.Subject, head.Record, jetstream.WithMsgID(head.RecordID)); err != nil {
 			return rec, fmt.Errorf("publish pending evidence record %s: %w", head.RecordID, err)
 		}
