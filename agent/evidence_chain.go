@@ -26,7 +26,7 @@ type chainHead struct {
 	// retry publishes exactly those bytes. It is kept as JSON: the canonical form re-encodes to
 	// itself, and DecodeRecord checks that before it is used.
 	Record  json.RawMessage `json:"record,omitempty"`
-	Pending bool   `json:"pending,omitempty"`
+	Pending bool            `json:"pending,omitempty"`
 }
 
 func chainKey(agentID string) string { return "chain." + hashToken(agentID) }
