@@ -124,3 +124,20 @@ func TestClosureAnswerMatchesSchema(t *testing.T) {
 		t.Errorf("schema properties %q, Go fields %q", got, want)
 	}
 }
+
+func TestEvidenceReplyMatchesSchema(t *testing.T) {
+	full := evidenceEnvelope(ChangeNormal, []CredentialEvidence{credentialEvidence(OutcomeRotated, true)}, true)
+	for name, reply := range map[string]EvidenceReply{
+		"records": {ChangeID: "CHG0031337", Records: []Record{full, evidenceEnvelope(ChangeNormal, []CredentialEvidence{}, false)}},
+		"none":    {ChangeID: "CHG0031337", Records: []Record{}},
+	} {
+		if err := validateMarshalled(t, EvidenceReplySchema, reply); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	bad := EvidenceReply{ChangeID: "CHG0031337", Records: []Record{full}}
+	bad.Records[0].Data.Status = "ok"
+	if err := validateMarshalled(t, EvidenceReplySchema, bad); err == nil {
+		t.Error("a reply holding an invalid record was accepted: the records are not checked against the evidence schema")
+	}
+}
