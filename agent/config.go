@@ -63,6 +63,8 @@ type Config struct {
 	Review ReviewConfig
 	// Manual is manual rotation on request.
 	Manual ManualConfig
+	// Evidence is how evidence records are signed and entitlements remediated.
+	Evidence EvidenceConfig
 }
 
 // PasswordConfig is the default generation policy for new secret values.
@@ -157,6 +159,8 @@ type NATSConfig struct {
 	MaxDeliver int `split_words:"true" default:"10"`
 	// DuplicateWindow is the stream's de-duplication window for Nats-Msg-Id.
 	DuplicateWindow time.Duration `split_words:"true" default:"2m"`
+	// EvidenceMaxAge is how long the evidence stream keeps records, when the agent creates it.
+	EvidenceMaxAge time.Duration `split_words:"true" default:"8760h"`
 }
 
 // Defaults returns the configuration with every default applied and nothing read from the
@@ -377,6 +381,7 @@ func (c Config) Validate() error {
 		bad("%s: must be at least 1s", env("NATS_DUPLICATE_WINDOW"))
 	}
 	c.validateWork(bad)
+	errs = append(errs, c.validateEvidence()...)
 	for i, e := range errs {
 		errs[i] = fmt.Errorf("invalid configuration: %w", e)
 	}

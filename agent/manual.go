@@ -18,7 +18,8 @@ import (
 	"github.com/rotation-agent/rotation-agent/events"
 )
 
-// requestTimeout bounds the work behind one request on the bus.
+// requestTimeout bounds the work behind one request on the bus (manual rotation, evidence and
+// closure requests).
 const requestTimeout = 30 * time.Second
 
 // SignRotateRequest signs the body of a rotate request with an nkey user seed; the result

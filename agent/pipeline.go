@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sirupsen/logrus"
 
+	"github.com/rotation-agent/rotation-agent/entitlements"
 	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/internal/clock"
 	"github.com/rotation-agent/rotation-agent/internal/failpoint"
@@ -55,6 +56,10 @@ type pipeline struct {
 	clock clock.Clock
 	// reviews keeps the post-change reviews of emergency changes; nil when not running.
 	reviews *reviews
+	// sealer chains, signs and publishes evidence records.
+	sealer *sealer
+	// entitlements compares the identities of a change with their approved access.
+	entitlements *entitlements.Checker
 }
 
 // deliveryCount converts JetStream's delivery counter, saturating instead of overflowing.
@@ -112,7 +117,7 @@ func (p *pipeline) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.NakWithDelay(delay)
 		return
 	}
-	if err := p.publishEvidence(ctx, env); err != nil {
+	if env, err = p.publishEvidence(ctx, env); err != nil {
 		log.WithError(err).Warn("publish evidence failed; will retry")
 		_ = msg.NakWithDelay(p.retry.delay(delivery))
 		return
@@ -156,8 +161,13 @@ func (p *pipeline) reconcile(ctx context.Context, ev *events.ChangeEvent, log lo
 		creds = append(creds, ce)
 		p.progress(ev.Data.ID, ce, i+1, len(matches))
 	}
+	ents, err := p.checkEntitlements(ctx, ev, matches, log, final)
+	if err != nil {
+		return events.Envelope[events.Evidence]{}, err
+	}
 	env := p.evidenceEnvelope(ev.Data.ID, ev.ID, ev.Data.Type, ev.Data.EffectiveTrigger(), started, creds)
 	env.Data.RelatedChangeID = ev.Data.RelatedChangeID
+	withEntitlements(&env, ents)
 	return env, nil
 }
 
@@ -176,6 +186,7 @@ func (p *pipeline) evidenceEnvelope(changeID, eventID string, changeType events.
 		FinishedAt:    time.Now().UTC(),
 		Credentials:   creds,
 	}
+	evidence.Controls = events.ControlsFor(evidence)
 	return events.Envelope[events.Evidence]{
 		SpecVersion:     events.SpecVersion,
 		ID:              "evidence:" + changeID + ":" + eventID,
@@ -389,14 +400,10 @@ func (p *pipeline) assess(ctx context.Context, msg jetstream.Msg, ev *events.Cha
 	log.WithFields(logrus.Fields{"impact": impact.Level, "credentials": len(impact.Credentials)}).Info("impact of planned change published")
 }
 
-// publishEvidence publishes env on the change's evidence subject, de-duplicated by its id.
-func (p *pipeline) publishEvidence(ctx context.Context, env events.Envelope[events.Evidence]) error {
-	raw, err := json.Marshal(env)
-	if err != nil {
-		return err
-	}
-	_, err = p.js.Publish(ctx, p.subjects.Evidence(env.Data.ChangeID), raw, jetstream.WithMsgID(env.ID))
-	return err
+// publishEvidence chains, signs and publishes env on the change's evidence subject,
+// de-duplicated by its id, and returns the record as published.
+func (p *pipeline) publishEvidence(ctx context.Context, env events.Envelope[events.Evidence]) (events.Envelope[events.Evidence], error) {
+	return p.sealer.publish(ctx, env)
 }
 
 // reject publishes why a message was refused and terminates it so it is not redelivered.

@@ -69,7 +69,7 @@ func (p *pipeline) sweepRetirements(ctx context.Context) {
 		ce := *entry.Evidence
 		env := p.evidenceEnvelope(entry.ChangeID, entry.EventID+":retire:"+hashToken(entry.Credential), entry.ChangeType,
 			events.TriggerSchedule, ce.StartedAt, []events.CredentialEvidence{ce})
-		if err := p.publishEvidence(ctx, env); err != nil {
+		if _, err := p.publishEvidence(ctx, env); err != nil {
 			log.WithError(err).Warn("publish retirement evidence failed; will retry")
 			continue
 		}

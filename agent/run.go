@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sirupsen/logrus"
 
+	"github.com/rotation-agent/rotation-agent/entitlements"
 	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/internal/clock"
 	"github.com/rotation-agent/rotation-agent/rotators"
@@ -120,6 +121,13 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if err != nil {
 		return err
 	}
+	signer, err := NewSigner(cfg.Evidence, vs.client)
+	if err != nil {
+		return err
+	}
+	if err := checkSigner(startCtx, signer, log.WithField("component", "evidence")); err != nil {
+		return err
+	}
 	p := &pipeline{
 		js:             js,
 		journal:        &journal{kv: res.journal},
@@ -139,6 +147,9 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		lockWait:       newBackoff(time.Second, time.Second),
 		metrics:        metrics,
 		clock:          opts.Clock,
+		sealer: &sealer{js: js, kv: res.journal, signer: signer, subjects: subjects, stream: cfg.NATS.EvidenceStream, agentID: cfg.AgentID,
+			log: log.WithField("component", "evidence")},
+		entitlements: &entitlements.Checker{Client: vs.client, Remediate: cfg.Evidence.RemediateEntitlements},
 	}
 	if p.clock == nil {
 		p.clock = clock.Real{}
@@ -148,6 +159,12 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return err
 	}
 	defer stopServices()
+	svc, err := startEvidenceService(nc, &evidenceService{js: js, stream: cfg.NATS.EvidenceStream, subjects: subjects,
+		journal: p.journal, log: log.WithField("component", "evidence-service")})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = svc.Stop() }()
 
 	deadLetters, err := p.watchDeadLetters(nc, cfg.NATS.ChangeStream, cfg.NATS.Consumer)
 	if err != nil {

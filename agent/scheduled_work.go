@@ -25,6 +25,9 @@ func startScheduledWork(nc *nats.Conn, p *pipeline, cfg Config, opts Options, kv
 	}
 	p.reviews = &reviews{p: p, kv: kv, cfg: cfg.Review, deadlines: deadlines, reminders: reminders}
 	s := &scheduler{p: p, reviews: p.reviews, cfg: cfg.Schedule, drift: opts.DriftChecker}
+	if s.drift == nil && p.entitlements != nil {
+		s.drift = evidenceDrift{p: p}
+	}
 	if s.drift == nil {
 		s.drift = logOnlyDrift{log: p.log.WithField("component", "drift-check")}
 	}

@@ -12,9 +12,8 @@ import (
 
 // Retention of what the agent keeps in JetStream when it creates the streams itself.
 const (
-	changeRetention   = 7 * 24 * time.Hour
-	evidenceRetention = 365 * 24 * time.Hour
-	journalRetention  = 90 * 24 * time.Hour
+	changeRetention  = 7 * 24 * time.Hour
+	journalRetention = 90 * 24 * time.Hour
 )
 
 // jetStreamResources are the streams, consumer and bucket the agent works with.
@@ -43,7 +42,7 @@ func provision(ctx context.Context, js jetstream.JetStream, cfg NATSConfig, subj
 			Description: "reconciliation evidence and rejections published by rotation-agent",
 			Subjects:    []string{subjects.EvidenceWildcard(), subjects.Rejections(), subjects.ImpactWildcard(), subjects.DeadLetter(), subjects.ReviewsWildcard()},
 			Retention:   jetstream.LimitsPolicy,
-			MaxAge:      evidenceRetention,
+			MaxAge:      cfg.EvidenceMaxAge,
 			Storage:     jetstream.FileStorage,
 			Replicas:    cfg.Replicas,
 			Duplicates:  cfg.DuplicateWindow,

@@ -87,6 +87,10 @@ type Match struct {
 	Source string
 	// Window is the maintenance window of the binding that owns the credential, if any.
 	Window *schedule.Window
+	// Binding is the name of the binding that matched; empty for a credential named in the event.
+	Binding string
+	// Entitlements is the binding's approved access of the credential's identities.
+	Entitlements []events.ApprovedEntitlements
 }
 
 // describe renders selectors as "services=payments hosts=db1" in key order.

@@ -147,10 +147,12 @@ func (ix *Index) Resolve(ch events.Change) []Match {
 		}
 		seen[ref.Key()] = true
 		out = append(out, Match{
-			Credential: ref,
-			Reason:     fmt.Sprintf("binding %s selects %s", b.Name, b.Selectors.describe()),
-			Source:     b.Source,
-			Window:     b.Window,
+			Credential:   ref,
+			Reason:       fmt.Sprintf("binding %s selects %s", b.Name, b.Selectors.describe()),
+			Source:       b.Source,
+			Binding:      b.Name,
+			Window:       b.Window,
+			Entitlements: b.ApprovedEntitlements,
 		})
 	}
 	if ch.Type == events.ChangeEmergency {

@@ -207,11 +207,13 @@ func TestResolve(t *testing.T) {
 			Credential: events.CredentialRef{Kind: "pki", Mount: "pki-int", Path: "payments-edge"},
 			Reason:     "binding edge-cert selects services=payments-api,payments-worker environments=production",
 			Source:     "inventory:test.yaml:edge-cert",
+			Binding:    "edge-cert",
 		},
 		{
 			Credential: kv("payments/api-key"),
 			Reason:     "binding api-key-by-host selects hosts=api-01",
 			Source:     "inventory:test.yaml:api-key-by-host",
+			Binding:    "api-key-by-host",
 		},
 	}
 	for range 10 {
@@ -340,12 +342,14 @@ func TestResolveExposureInventory(t *testing.T) {
 			Credential: events.CredentialRef{Kind: "kv-v2", Mount: "secret", Path: "payments/db", Fields: []string{"password"}, Options: map[string]string{"overlap": "0s"}},
 			Reason:     "binding payments-api-db-password selects services=payments-api environments=production",
 			Source:     "inventory:testdata/good/realistic.yaml:6",
+			Binding:    "payments-api-db-password",
 		},
 		{
 			// on: {exposure: revoke}
 			Credential: events.CredentialRef{Kind: "pki", Mount: "pki-int", Path: "payments-edge", Action: events.ActionRevoke, Options: map[string]string{"deliver_to": "secret/payments/tls", "ttl": "720h"}},
 			Reason:     "binding payments-edge-certificate selects services=payments-api configuration_items=ci0004711,ci0004712",
 			Source:     "inventory:testdata/good/realistic.yaml:32",
+			Binding:    "payments-edge-certificate",
 		},
 	}
 	if !reflect.DeepEqual(got, want) {

@@ -13,6 +13,7 @@ import (
 	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rotation-agent/rotation-agent/entitlements"
 	"github.com/rotation-agent/rotation-agent/events"
 )
 
@@ -228,12 +229,17 @@ func (p *parser) entitlements(n *yaml.Node, where string) []events.ApprovedEntit
 	out := make([]events.ApprovedEntitlements, 0, len(n.Content))
 	for i, item := range n.Content {
 		w := fmt.Sprintf("%s[%d]", where, i)
-		f := p.fields(item, w, "identity", "policies")
+		f := p.fields(item, w, "identity", "policies", "capabilities")
 		var e events.ApprovedEntitlements
 		if v := f["identity"]; v == nil || v.Value == "" {
 			p.bad(item, w, "identity is required")
+		} else if _, err := entitlements.ParseIdentity(v.Value); err != nil {
+			p.bad(v, w+".identity", "%v", err)
 		} else {
 			e.Identity = v.Value
+		}
+		if v := f["capabilities"]; v != nil {
+			e.Capabilities = p.capabilities(v, w+".capabilities")
 		}
 		if v := f["policies"]; v == nil {
 			p.bad(item, w, "policies is required (an empty list approves none)")
@@ -245,6 +251,39 @@ func (p *parser) entitlements(n *yaml.Node, where string) []events.ApprovedEntit
 		out = append(out, e)
 	}
 	return out
+}
+
+// capabilities reads a mapping of sensitive paths to the capabilities approved on each.
+func (p *parser) capabilities(n *yaml.Node, where string) map[string][]string {
+	if n.Kind != yaml.MappingNode {
+		p.bad(n, where, "must map paths to lists of capabilities")
+		return nil
+	}
+	out := map[string][]string{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		path, caps := n.Content[i], n.Content[i+1]
+		if path.Value == "" {
+			p.bad(path, where, "a path must not be empty")
+			continue
+		}
+		if _, dup := out[path.Value]; dup {
+			p.bad(path, where, "path %q given twice", path.Value)
+		}
+		list := p.strings(caps, where+"."+path.Value)
+		for _, c := range list {
+			if !validCapability[c] {
+				p.bad(caps, where+"."+path.Value, "%q is not a Vault capability", c)
+			}
+		}
+		out[path.Value] = list
+	}
+	return out
+}
+
+// validCapability lists the capabilities a Vault policy can grant.
+var validCapability = map[string]bool{
+	"create": true, "read": true, "update": true, "patch": true, "delete": true, "list": true,
+	"sudo": true, "deny": true, "root": true, "subscribe": true, "recover": true,
 }
 
 func (p *parser) credential(n *yaml.Node, where string) events.CredentialRef {

@@ -475,3 +475,33 @@ func TestInventoryScheduleAndEntitlements(t *testing.T) {
 		}
 	}
 }
+
+func TestInventoryEntitlementCapabilitiesAndIdentityForms(t *testing.T) {
+	src := "version: 1\nbindings:\n" +
+		"  - name: a\n    select: {services: [a]}\n    credential: {kind: kv-v2, mount: secret, path: a}\n" +
+		"    approved_entitlements:\n      - identity: token:acc-1\n        policies: [read]\n" +
+		"        capabilities:\n          secret/data/a: [read]\n          sys/policy/*: deny\n"
+	bs, err := ParseInventory("inv.yaml", []byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{"secret/data/a": {"read"}, "sys/policy/*": {"deny"}}
+	if got := bs[0].ApprovedEntitlements[0].Capabilities; !reflect.DeepEqual(got, want) {
+		t.Errorf("capabilities = %v, want %v", got, want)
+	}
+	bad := "version: 1\nbindings:\n" +
+		"  - name: a\n    select: {services: [a]}\n    credential: {kind: kv-v2, mount: secret, path: a}\n" +
+		"    approved_entitlements:\n      - identity: user:alice\n        policies: [x]\n" +
+		"      - identity: entity:svc\n        policies: [x]\n        capabilities: {secret/data/a: [read, write]}\n" +
+		"      - identity: group:ops\n        policies: [x]\n        capabilities: [read]\n"
+	_, err = ParseInventory("inv.yaml", []byte(bad), nil)
+	for _, want := range []string{
+		`inv.yaml:7: bindings[0] (a).approved_entitlements[0].identity: identity "user:alice" is not one of`,
+		`inv.yaml:11: bindings[0] (a).approved_entitlements[1].capabilities.secret/data/a: "write" is not a Vault capability`,
+		`inv.yaml:14: bindings[0] (a).approved_entitlements[2].capabilities: must map paths to lists of capabilities`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+}

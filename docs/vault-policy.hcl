@@ -161,3 +161,21 @@ path "sys/leases/revoke-prefix/*" {
 path "sys/leases/revoke-force/*" {
   capabilities = ["update", "sudo"]
 }
+
+# Entitlement comparison (approved_entitlements): read the policies attached to the identities
+# a change names. Narrow the names to your inventory's identities.
+path "auth/approle/role/+/policies" {
+  capabilities = ["read"]
+}
+path "identity/entity/name/+" {
+  capabilities = ["read"]
+}
+path "identity/group/name/+" {
+  capabilities = ["read"]
+}
+# Effective capabilities of a token identity (token:<accessor>) on declared sensitive paths.
+path "sys/capabilities-accessor" {
+  capabilities = ["update"]
+}
+# The evidence signer with ROTATION_AGENT_EVIDENCE_SIGNER=transit uses transit/sign/+ and
+# transit/keys/+ above; narrow them to the signing key if the agent rotates no transit key.

@@ -76,9 +76,13 @@ type Change struct {
 	RelatedChangeID string `json:"related_change_id,omitempty"`
 }
 
-// EffectiveTrigger is the change's trigger, or event when none was given.
+// EffectiveTrigger is the change's trigger; when none was given (an event from an ITSM bridge)
+// it is emergency for an emergency change and event otherwise.
 func (c Change) EffectiveTrigger() Trigger {
-	if c.Trigger == "" {
+	if c.Trigger == "" || c.Trigger == TriggerEvent {
+		if c.Type == ChangeEmergency {
+			return TriggerEmergency
+		}
 		return TriggerEvent
 	}
 	return c.Trigger
@@ -150,6 +154,9 @@ func (c CredentialRef) EffectiveAction() Action {
 type ApprovedEntitlements struct {
 	Identity string   `json:"identity"`
 	Policies []string `json:"policies"`
+	// Capabilities maps sensitive paths to the capabilities the identity is approved to have
+	// on each (for example {"secret/data/payments/*": ["read"]}).
+	Capabilities map[string][]string `json:"capabilities,omitempty"`
 }
 
 // ChangeEvent is a decoded change-completed event.

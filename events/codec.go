@@ -64,6 +64,12 @@ func Schema(name string) (*jsonschema.Schema, error) {
 				compileErr = fmt.Errorf("schema %s: %w", name, err)
 				return
 			}
+			// Registered under its $id, so one schema can refer to another by its file name.
+			if m, ok := doc.(map[string]any); ok {
+				if id, ok := m["$id"].(string); ok && id != "" {
+					name = id
+				}
+			}
 			if err := c.AddResource(name, doc); err != nil {
 				compileErr = fmt.Errorf("schema %s: %w", name, err)
 				return
@@ -71,7 +77,15 @@ func Schema(name string) (*jsonschema.Schema, error) {
 		}
 		for _, e := range entries {
 			name := "schema/" + e.Name()
-			s, err := c.Compile(name)
+			raw, _ := Schemas.ReadFile(name)
+			var head struct {
+				ID string `json:"$id"`
+			}
+			target := name
+			if json.Unmarshal(raw, &head) == nil && head.ID != "" {
+				target = head.ID
+			}
+			s, err := c.Compile(target)
 			if err != nil {
 				compileErr = fmt.Errorf("schema %s: %w", name, err)
 				return
@@ -209,4 +223,31 @@ func DecodeRequest(payload []byte, schemaName string, out any) error {
 		return fmt.Errorf("request does not fit its type: %w", err)
 	}
 	return nil
+}
+
+// Schema file names of the evidence service's messages inside Schemas.
+const (
+	EvidenceRequestSchema = "schema/evidence-request.schema.json"
+	ClosureAnswerSchema   = "schema/closure-answer.schema.json"
+	EvidenceReplySchema   = "schema/evidence-reply.schema.json"
+)
+
+// DecodeEvidenceRequest decodes and validates the body of an evidence or closure request.
+func DecodeEvidenceRequest(payload []byte) (EvidenceRequest, error) {
+	var req EvidenceRequest
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(payload))
+	if err != nil {
+		return req, fmt.Errorf("request is not valid JSON: %w", err)
+	}
+	schema, err := Schema(EvidenceRequestSchema)
+	if err != nil {
+		return req, err
+	}
+	if err := schema.Validate(doc); err != nil {
+		return req, errors.New(strings.Replace(describeViolations(err), "event does not", "request does not", 1))
+	}
+	if err := json.Unmarshal(payload, &req); err != nil {
+		return req, fmt.Errorf("request does not fit: %w", err)
+	}
+	return req, nil
 }

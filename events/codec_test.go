@@ -376,6 +376,7 @@ func TestPublishedExamplesMatchSchemas(t *testing.T) {
 	}{
 		{"evidence.json", evidenceSchema, TypeEvidence, strictDecode[Envelope[Evidence]]},
 		{"evidence-no-credentials.json", evidenceSchema, TypeEvidence, strictDecode[Envelope[Evidence]]},
+		{"evidence-drift.json", evidenceSchema, TypeEvidence, strictDecode[Envelope[Evidence]]},
 		{"rejection.json", rejectionSchema, TypeRejection, strictDecode[Envelope[Rejection]]},
 	}
 	covered := map[string]bool{}
@@ -420,8 +421,11 @@ func TestEvidenceExamplesFollowIDRule(t *testing.T) {
 		if !env.Time.Equal(env.Data.FinishedAt) {
 			t.Errorf("%s: time = %s, want finished_at %s", file, env.Time, env.Data.FinishedAt)
 		}
-		if got := OverallStatus(env.Data.Credentials); got != env.Data.Status {
-			t.Errorf("%s: status = %q, but the credentials give %q", file, env.Data.Status, got)
+		if got := WithEntitlements(OverallStatus(env.Data.Credentials), env.Data.Entitlements); got != env.Data.Status {
+			t.Errorf("%s: status = %q, but the credentials and entitlements give %q", file, env.Data.Status, got)
+		}
+		if env.Data.Controls != nil && !reflect.DeepEqual(env.Data.Controls, ControlsFor(env.Data)) {
+			t.Errorf("%s: controls = %q, want %q", file, env.Data.Controls, ControlsFor(env.Data))
 		}
 	}
 }
@@ -620,8 +624,27 @@ func evidenceEnvelope(ct ChangeType, creds []CredentialEvidence, full bool) Enve
 		env.Subject = env.Data.ChangeID
 		env.DataContentType = "application/json"
 		env.Data.RelatedChangeID = "CHG0031336"
+		env.Data.Entitlements = []EntitlementEvidence{fullEntitlement()}
+		env.Data.Controls = ControlsFor(env.Data)
+		env.Data.Chain = &ChainLink{Sequence: 7, PreviousSHA256: strings.Repeat("ab", 32)}
+		env.Data.Signature = &Signature{Algorithm: SignatureAlgorithm, KeyID: "transit:transit/evidence", KeyVersion: 2,
+			Value: strings.Repeat("A", 86) + "=="}
 	}
 	return env
+}
+
+// fullEntitlement is an entitlement result with every optional field set.
+func fullEntitlement() EntitlementEvidence {
+	return EntitlementEvidence{
+		Identity: "approle:approle/payments", Kind: "approle-role", Source: "change event", Status: EntitlementRemediated,
+		ApprovedPolicies: []string{"payments"}, ActualPolicies: []string{"admin", "payments"}, ExtraPolicies: []string{"admin"},
+		MissingPolicies: []string{"audit"},
+		Capabilities: []CapabilityEvidence{{Path: "secret/data/payments/db", Status: CapabilityDrift, Approved: []string{"read"},
+			Actual: []string{"read", "update"}, Extra: []string{"update"}, Missing: []string{"list"}, Note: "n"}},
+		Remediation: &Remediation{SetPolicies: []string{"payments"}, At: testStart, Verified: true},
+		Error:       "e",
+		CheckedAt:   testStart,
+	}
 }
 
 // TestGoEvidenceMatchesSchema builds evidence with the Go types, with every optional field
@@ -792,6 +815,10 @@ func TestSchemaFieldsMatchGoTypes(t *testing.T) {
 		{"evidence", evidenceSchema, []string{"$defs", "evidence"}, fullEvidence.Data},
 		{"evidence credential", evidenceSchema, []string{"$defs", "credential"}, fullEvidence.Data.Credentials[0]},
 		{"evidence agent", evidenceSchema, []string{"$defs", "agent"}, testAgent},
+		{"evidence entitlement", evidenceSchema, []string{"$defs", "entitlement"}, fullEvidence.Data.Entitlements[0]},
+		{"evidence capability", evidenceSchema, []string{"$defs", "capability"}, fullEvidence.Data.Entitlements[0].Capabilities[0]},
+		{"evidence chain", evidenceSchema, []string{"$defs", "chain"}, fullEvidence.Data.Chain},
+		{"evidence signature", evidenceSchema, []string{"$defs", "signature"}, fullEvidence.Data.Signature},
 		{"rejection envelope", rejectionSchema, nil, fullRejection},
 		{"rejection", rejectionSchema, []string{"$defs", "rejection"}, fullRejection.Data},
 		{"rejection agent", rejectionSchema, []string{"$defs", "agent"}, testAgent},
@@ -810,13 +837,19 @@ func TestSchemaFieldsMatchGoTypes(t *testing.T) {
 		want   []string
 	}{
 		{"status", evidenceSchema, []string{"$defs", "evidence", "properties", "status"},
-			sorted(StatusReconciled, StatusPartial, StatusFailed, StatusNoCredentials, StatusDeferred)},
+			sorted(StatusReconciled, StatusDrift, StatusPartial, StatusFailed, StatusRejected, StatusNoCredentials, StatusDeferred)},
+		{"entitlement status", evidenceSchema, []string{"$defs", "entitlement", "properties", "status"},
+			sorted(EntitlementMatch, EntitlementDrift, EntitlementRemediated, EntitlementError)},
+		{"capability status", evidenceSchema, []string{"$defs", "capability", "properties", "status"},
+			sorted(CapabilityMatch, CapabilityDrift, CapabilityNotComputed)},
+		{"controls", evidenceSchema, []string{"$defs", "evidence", "properties", "controls", "items"},
+			sorted(ControlNISTAccessPermissions, ControlNHIOffboarding, ControlNHISecretLeakage, ControlNHIOverprivileged, ControlNHILongLived)},
 		{"outcome", evidenceSchema, []string{"$defs", "credential", "properties", "outcome"},
 			sorted(OutcomeRotated, OutcomeRevoked, OutcomeFailed, OutcomeNeedsReconcile, OutcomeDeferred)},
 		{"action", evidenceSchema, []string{"$defs", "credential", "properties", "action"},
 			sorted(ActionRotate, ActionRevoke, ActionVerify)},
 		{"trigger", evidenceSchema, []string{"$defs", "evidence", "properties", "trigger"},
-			sorted(TriggerEvent, TriggerSchedule, TriggerManual, TriggerReview)},
+			sorted(TriggerEvent, TriggerSchedule, TriggerManual, TriggerReview, TriggerEmergency)},
 		{"inbound trigger", ChangeCompletedSchema, []string{"$defs", "change", "properties", "trigger"},
 			sorted(TriggerEvent, TriggerSchedule, TriggerManual, TriggerReview)},
 		{"change_type", evidenceSchema, []string{"$defs", "evidence", "properties", "change_type"},

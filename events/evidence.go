@@ -21,6 +21,12 @@ const (
 	// StatusDeferred means nothing failed and some credentials wait for their maintenance
 	// window; each says until when, and their own evidence follows when they run.
 	StatusDeferred Status = "deferred"
+	// StatusDrift means every credential was reconciled (or there was none) but an identity of
+	// the change holds entitlements other than the approved ones.
+	StatusDrift Status = "drift"
+	// StatusRejected means the agent refused to act on the change (for example a review
+	// rejected it); nothing was changed.
+	StatusRejected Status = "rejected"
 )
 
 // Outcome is the result for one credential.
@@ -57,6 +63,9 @@ const (
 	// TriggerReview marks the clean-up of an emergency change whose post-change review was
 	// rejected or went overdue.
 	TriggerReview Trigger = "review"
+	// TriggerEmergency marks work done for an emergency change, at once and outside any
+	// maintenance window; its post-change review follows.
+	TriggerEmergency Trigger = "emergency"
 )
 
 // AgentInfo identifies the agent that produced a record.
@@ -113,6 +122,30 @@ type Evidence struct {
 	Credentials   []CredentialEvidence `json:"credentials"`
 	// RelatedChangeID names the change this work follows up (see Change.RelatedChangeID).
 	RelatedChangeID string `json:"related_change_id,omitempty"`
+	// Entitlements compares the access of each identity tied to the change with the approved
+	// access; absent when the change and its bindings approve none.
+	Entitlements []EntitlementEvidence `json:"entitlements,omitempty"`
+	// Controls lists the controls this record evidences (see ControlsFor).
+	Controls []string `json:"controls,omitempty"`
+	// Chain links the record to the previous record of the same agent.
+	Chain *ChainLink `json:"chain,omitempty"`
+	// Signature signs the record; see SigningBytes for what exactly is signed.
+	Signature *Signature `json:"signature,omitempty"`
+}
+
+// WithEntitlements refines a status derived from credentials with the entitlement results: a
+// change whose credentials are all reconciled (or that had none) is in drift while any
+// identity's entitlements differ from the approved ones or could not be checked.
+func WithEntitlements(s Status, ents []EntitlementEvidence) Status {
+	if s != StatusReconciled && s != StatusNoCredentials {
+		return s
+	}
+	for _, e := range ents {
+		if e.Open() {
+			return StatusDrift
+		}
+	}
+	return s
 }
 
 // OverallStatus derives the status of a change from the outcomes of its credentials.

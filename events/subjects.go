@@ -77,3 +77,10 @@ func Token(id string) string {
 	}
 	return b.String()
 }
+
+// EvidenceGet is the request/reply subject that returns the evidence records of a change. It
+// lies outside the evidence stream's subjects, so requests are not stored.
+func (s Subjects) EvidenceGet() string { return s.Prefix + ".api.evidence.get" }
+
+// ClosureCheck is the request/reply subject that answers whether a change may be closed.
+func (s Subjects) ClosureCheck() string { return s.Prefix + ".api.closure.check" }

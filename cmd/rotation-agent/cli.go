@@ -29,6 +29,9 @@ commands:
   review list    list the post-change reviews of emergency changes
   review attest CHANGE_ID --by NAME --decision approve|reject [--note TEXT]
                  attest an emergency change
+  evidence get|export|keys|verify|gaps
+                 read, export and verify evidence; list changes without evidence
+                 (rotation-agent evidence, for details)
   version        print the version
   help           print this help
 
@@ -80,6 +83,8 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer, reload
 		return runRotate(ctx, args[1:], stdout, stderr)
 	case "review":
 		return runReview(ctx, args[1:], stdout, stderr)
+	case "evidence":
+		return runEvidence(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "rotation-agent %s (%s, %s/%s)\n", agent.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK

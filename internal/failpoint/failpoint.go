@@ -29,6 +29,12 @@ const (
 	AfterVaultWrite = "after-vault-write"
 	// AfterStep is reached after a rotation step is recorded as done; the step name follows it.
 	AfterStep = "after-step-"
+	// AfterEvidenceReserved is reached once an evidence record is sealed and reserved in the
+	// chain head, before it is published.
+	AfterEvidenceReserved = "after-evidence-reserved"
+	// AfterEvidencePublished is reached once an evidence record is published, before the chain
+	// head records that and before the journal keeps it.
+	AfterEvidencePublished = "after-evidence-published"
 )
 
 // action is what an armed failpoint does: pause, or exit at the nth hit (1 = the first).

@@ -88,6 +88,10 @@ func run(ctx context.Context, vaultBin, policyFile string) error {
 	cfg.NATS.EmbeddedListen = fmt.Sprintf("127.0.0.1:%d", natsPort)
 	cfg.NATS.EmbeddedStoreDir = filepath.Join(work, "jetstream")
 	cfg.MetricsListen = "127.0.0.1:0" // any free port; the demo does not scrape it
+	cfg.Evidence.Signer, cfg.Evidence.KeyFile = agent.SignerFile, filepath.Join(work, "evidence-key.pem")
+	if err := writeEvidenceKey(cfg.Evidence.KeyFile); err != nil {
+		return err
+	}
 	logPath := filepath.Join(work, "agent.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {

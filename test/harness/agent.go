@@ -3,11 +3,16 @@ package harness
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rotation-agent/rotation-agent/agent"
+	"github.com/rotation-agent/rotation-agent/evidence"
 )
 
 // SyncBuffer is a bytes.Buffer safe for one writer and concurrent readers: the agent's log.
@@ -46,7 +51,28 @@ func AgentConfig(t testing.TB, v *Vault, token string, n *NATS) agent.Config {
 	cfg.LockTTL = 3 * time.Second
 	// Any free port: agents of parallel test packages must not share the default one.
 	cfg.MetricsListen = "127.0.0.1:0"
+	// Every test agent signs its evidence with a fresh local key.
+	cfg.Evidence.Signer, cfg.Evidence.KeyFile = agent.SignerFile, EvidenceKeyFile(t)
 	return cfg
+}
+
+// EvidenceKeyFile writes a new Ed25519 evidence signing key to a file of the test's temporary
+// directory and returns its path.
+func EvidenceKeyFile(t testing.TB) string {
+	t.Helper()
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemBytes, err := evidence.MarshalPrivateKeyPEM(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "evidence-key.pem")
+	if err := os.WriteFile(path, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // RunningAgent is an agent started by StartAgent.

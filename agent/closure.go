@@ -1,0 +1,117 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rotation-agent/rotation-agent/events"
+)
+
+// closureAnswer decides whether a change may be closed from its evidence records (in stream
+// order) and its journal entries: yes only when there is a change record, every credential's
+// latest evidence says rotated or revoked with its old credential retired, nothing is still in
+// progress in the journal, and no entitlement drift is open.
+func closureAnswer(changeID string, records []events.Record, entries []journalEntry, now time.Time) events.ClosureAnswer {
+	ans := events.ClosureAnswer{ChangeID: changeID, Records: len(records), CheckedAt: now.UTC(), Reasons: []string{}}
+	var change *events.Evidence
+	latest := map[string]events.CredentialEvidence{}
+	var order []string
+	for i := range records {
+		ev := records[i].Data
+		if ev.Trigger != events.TriggerSchedule {
+			change = &records[i].Data
+		}
+		for _, c := range ev.Credentials {
+			if _, ok := latest[c.Credential]; !ok {
+				order = append(order, c.Credential)
+			}
+			latest[c.Credential] = c
+		}
+	}
+	if change == nil {
+		ans.Reasons = append(ans.Reasons, "no evidence record for the change yet: it has not been reconciled")
+	} else {
+		ans.Status = change.Status
+		if change.Status == events.StatusRejected {
+			ans.Reasons = append(ans.Reasons, "the agent refused to act on the change (status rejected)")
+		}
+	}
+	for _, id := range order {
+		c := latest[id]
+		switch {
+		case c.Outcome != events.OutcomeRotated && c.Outcome != events.OutcomeRevoked:
+			ans.Reasons = append(ans.Reasons, fmt.Sprintf("credential %s is not reconciled: %s: %s", id, c.Outcome, c.Error))
+		case c.OldCredential == "retire_pending":
+			at := ""
+			if c.RetireAt != nil {
+				at = " at " + c.RetireAt.UTC().Format(time.RFC3339)
+			}
+			ans.Reasons = append(ans.Reasons, fmt.Sprintf("the old credential of %s still works: it is due to be retired%s", id, at))
+		}
+	}
+	for _, e := range entries {
+		if e.Final || e.RetirePending { // a pending retirement is reported from the records
+			continue
+		}
+		ans.Reasons = append(ans.Reasons, fmt.Sprintf("credential %s is still being reconciled (journal step %q)", e.Ref.ID(), e.State.Done))
+	}
+	if change != nil {
+		for _, e := range change.Entitlements {
+			switch e.Status {
+			case events.EntitlementDrift:
+				ans.Reasons = append(ans.Reasons, fmt.Sprintf("entitlement drift on %s: extra policies [%s], missing policies [%s]%s",
+					e.Identity, strings.Join(e.ExtraPolicies, ", "), strings.Join(e.MissingPolicies, ", "), capabilityDrift(e)))
+			case events.EntitlementError:
+				ans.Reasons = append(ans.Reasons, fmt.Sprintf("entitlements of %s could not be checked: %s", e.Identity, e.Error))
+			}
+		}
+	}
+	ans.MayClose = len(ans.Reasons) == 0
+	return ans
+}
+
+func capabilityDrift(e events.EntitlementEvidence) string {
+	var parts []string
+	for _, c := range e.Capabilities {
+		if c.Status == events.CapabilityDrift {
+			parts = append(parts, fmt.Sprintf("%s extra [%s] missing [%s]", c.Path, strings.Join(c.Extra, ", "), strings.Join(c.Missing, ", ")))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	sort.Strings(parts)
+	return "; capabilities: " + strings.Join(parts, "; ")
+}
+
+// changeEntries lists the journal entries of a change.
+func (j *journal) changeEntries(ctx context.Context, changeID string) ([]journalEntry, error) {
+	lister, err := j.kv.ListKeysFiltered(ctx, "cred."+hashToken(changeID)+".>")
+	if err != nil {
+		return nil, fmt.Errorf("list journal: %w", err)
+	}
+	defer func() { _ = lister.Stop() }()
+	var out []journalEntry
+	for key := range lister.Keys() {
+		kve, err := j.kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return out, fmt.Errorf("read journal: %w", err)
+		}
+		var e journalEntry
+		if err := json.Unmarshal(kve.Value(), &e); err != nil {
+			return out, fmt.Errorf("decode journal entry %s: %w", key, err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}

@@ -1,0 +1,111 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/sirupsen/logrus"
+
+	"github.com/rotation-agent/rotation-agent/events"
+)
+
+// evidenceServiceVersion is the version of the request/reply contract (micro needs semver).
+const evidenceServiceVersion = "1.0.0"
+
+// evidenceService answers evidence and closure requests for ITSM bridges and auditors.
+type evidenceService struct {
+	js       jetstream.JetStream
+	stream   string
+	subjects events.Subjects
+	journal  *journal
+	log      logrus.FieldLogger
+}
+
+// startEvidenceService registers the evidence service (a NATS micro service, queue group
+// shared by every replica) and returns it; Stop it when the agent stops.
+func startEvidenceService(nc *nats.Conn, s *evidenceService) (micro.Service, error) {
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:        "rotation-agent-evidence",
+		Version:     evidenceServiceVersion,
+		Description: "evidence records of changes and the closure gate of rotation-agent",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("evidence service: %w", err)
+	}
+	if err := svc.AddEndpoint("evidence-get", micro.HandlerFunc(s.get), micro.WithEndpointSubject(s.subjects.EvidenceGet())); err != nil {
+		_ = svc.Stop()
+		return nil, fmt.Errorf("evidence service: %w", err)
+	}
+	if err := svc.AddEndpoint("closure-check", micro.HandlerFunc(s.closure), micro.WithEndpointSubject(s.subjects.ClosureCheck())); err != nil {
+		_ = svc.Stop()
+		return nil, fmt.Errorf("evidence service: %w", err)
+	}
+	return svc, nil
+}
+
+func (s *evidenceService) get(r micro.Request) {
+	req, err := events.DecodeEvidenceRequest(r.Data())
+	if err != nil {
+		_ = r.Error("400", err.Error(), nil)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	records, err := ChangeRecords(ctx, s.js, s.stream, s.subjects, req.ChangeID)
+	if err != nil {
+		s.log.WithError(err).WithField(FieldChangeID, req.ChangeID).Warn("evidence request failed")
+		_ = r.Error("500", "reading the evidence stream failed: "+err.Error(), nil)
+		return
+	}
+	if records == nil {
+		records = []events.Record{}
+	}
+	s.respond(r, events.EvidenceReply{ChangeID: req.ChangeID, Records: records})
+}
+
+func (s *evidenceService) closure(r micro.Request) {
+	req, err := events.DecodeEvidenceRequest(r.Data())
+	if err != nil {
+		_ = r.Error("400", err.Error(), nil)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	ans, err := s.check(ctx, req.ChangeID)
+	if err != nil {
+		s.log.WithError(err).WithField(FieldChangeID, req.ChangeID).Warn("closure check failed")
+		_ = r.Error("500", err.Error(), nil)
+		return
+	}
+	s.log.WithFields(logrus.Fields{FieldChangeID: req.ChangeID, "may_close": ans.MayClose, "reasons": len(ans.Reasons)}).Info("closure check answered")
+	s.respond(r, ans)
+}
+
+// check answers the closure gate for one change.
+func (s *evidenceService) check(ctx context.Context, changeID string) (events.ClosureAnswer, error) {
+	records, err := ChangeRecords(ctx, s.js, s.stream, s.subjects, changeID)
+	if err != nil {
+		return events.ClosureAnswer{}, fmt.Errorf("reading the evidence stream failed: %w", err)
+	}
+	entries, err := s.journal.changeEntries(ctx, changeID)
+	if err != nil {
+		return events.ClosureAnswer{}, fmt.Errorf("reading the journal failed: %w", err)
+	}
+	return closureAnswer(changeID, records, entries, time.Now()), nil
+}
+
+func (s *evidenceService) respond(r micro.Request, v any) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		_ = r.Error("500", "encode reply: "+err.Error(), nil)
+		return
+	}
+	if err := r.Respond(raw); err != nil {
+		s.log.WithError(err).Warn("evidence service reply failed")
+	}
+}

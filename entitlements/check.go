@@ -1,0 +1,261 @@
+package entitlements
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	vault "github.com/hashicorp/vault/api"
+
+	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/rotators"
+)
+
+// Approval is the approved access of one identity and where the approval came from.
+type Approval struct {
+	events.ApprovedEntitlements
+	// Source is "change event" or "binding <name>".
+	Source string
+}
+
+// Checker compares identities in Vault with their approvals.
+type Checker struct {
+	Client *vault.Client
+	// Remediate writes the approved policies back when they differ.
+	Remediate bool
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+func (c *Checker) now() time.Time {
+	if c.Now != nil {
+		return c.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// Check compares one identity with its approval. Problems Vault may get over (unreachable,
+// 5xx, 429) are returned as a retryable error; anything else is recorded in the result with
+// status error.
+func (c *Checker) Check(ctx context.Context, a Approval) (events.EntitlementEvidence, error) {
+	approved := normalise(a.Policies)
+	out := events.EntitlementEvidence{Identity: a.Identity, Source: a.Source, ApprovedPolicies: approved, CheckedAt: c.now()}
+	id, err := ParseIdentity(a.Identity)
+	if err != nil {
+		return settle(out, err)
+	}
+	out.Kind = id.Kind
+	actual, err := c.policies(ctx, id)
+	if err != nil {
+		return settle(out, err)
+	}
+	out.ActualPolicies = actual
+	out.ExtraPolicies, out.MissingPolicies = diff(actual, approved)
+	caps, err := c.capabilities(ctx, id, a.Capabilities)
+	if err != nil {
+		return settle(out, err)
+	}
+	out.Capabilities = caps
+	out.Status = events.EntitlementMatch
+	policyDrift := len(out.ExtraPolicies)+len(out.MissingPolicies) > 0
+	capDrift := false
+	for _, cp := range caps {
+		capDrift = capDrift || cp.Status == events.CapabilityDrift
+	}
+	if !policyDrift && !capDrift {
+		return out, nil
+	}
+	out.Status = events.EntitlementDrift
+	if !c.Remediate || !policyDrift {
+		return out, nil
+	}
+	if id.Kind == KindToken {
+		out.Error = "a token's policies cannot be changed; revoke the token to remediate"
+		return out, nil
+	}
+	rem, err := c.remediate(ctx, id, approved)
+	if err != nil {
+		if rotators.IsRetryable(err) {
+			return out, rotators.Retryable(err)
+		}
+		out.Error = "remediation failed: " + err.Error()
+		return out, nil
+	}
+	out.Remediation = rem
+	if rem.Verified && !capDrift {
+		out.Status = events.EntitlementRemediated
+	}
+	return out, nil
+}
+
+// settle ends a check that failed: a failure Vault may get over is returned as a retryable
+// error; anything else becomes the result, with status error and the reason.
+func settle(out events.EntitlementEvidence, err error) (events.EntitlementEvidence, error) {
+	if rotators.IsRetryable(err) {
+		return out, rotators.Retryable(err)
+	}
+	out.Status, out.Error = events.EntitlementError, err.Error()
+	return out, nil
+}
+
+// policies reads the policies attached to an identity.
+func (c *Checker) policies(ctx context.Context, id Identity) ([]string, error) {
+	var (
+		sec  *vault.Secret
+		err  error
+		path string
+		key  string
+	)
+	switch id.Kind {
+	case KindAppRole:
+		path, key = "auth/"+id.Mount+"/role/"+id.Name+"/policies", "token_policies"
+	case KindTokenRole:
+		path, key = "auth/token/roles/"+id.Name, "allowed_policies"
+	case KindEntity:
+		path, key = "identity/entity/name/"+id.Name, "policies"
+	case KindGroup:
+		path, key = "identity/group/name/"+id.Name, "policies"
+	case KindToken:
+		path, key = "auth/token/lookup-accessor", "policies"
+		sec, err = c.Client.Logical().WriteWithContext(ctx, path, map[string]any{"accessor": id.Name})
+	}
+	if id.Kind != KindToken {
+		sec, err = c.Client.Logical().ReadWithContext(ctx, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if sec == nil || sec.Data == nil {
+		return nil, fmt.Errorf("read %s: the %s does not exist", path, id.Kind)
+	}
+	return normalise(stringList(sec.Data[key])), nil
+}
+
+// capabilities compares the effective capabilities on declared paths. They are computed for
+// a token (sys/capabilities-accessor); for other identities no token is at hand and computing
+// them would take logging in as the identity or evaluating every attached policy, so they are
+// reported as not computed.
+func (c *Checker) capabilities(ctx context.Context, id Identity, declared map[string][]string) ([]events.CapabilityEvidence, error) {
+	paths := make([]string, 0, len(declared))
+	for p := range declared {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	out := make([]events.CapabilityEvidence, 0, len(paths))
+	for _, p := range paths {
+		ce := events.CapabilityEvidence{Path: p, Approved: normalise(declared[p])}
+		if id.Kind != KindToken {
+			ce.Status = events.CapabilityNotComputed
+			ce.Note = "effective capabilities need a token of the identity (sys/capabilities-accessor); none is known for a " + id.Kind + ", and the agent does not log in as the identity or evaluate policies itself"
+			out = append(out, ce)
+			continue
+		}
+		sec, err := c.Client.Logical().WriteWithContext(ctx, "sys/capabilities-accessor", map[string]any{"accessor": id.Name, "paths": []string{p}})
+		if err != nil {
+			return nil, fmt.Errorf("sys/capabilities-accessor for %s: %w", p, err)
+		}
+		if sec == nil || sec.Data == nil {
+			return nil, fmt.Errorf("sys/capabilities-accessor for %s: empty response", p)
+		}
+		actual := stringList(sec.Data[p])
+		if actual == nil {
+			actual = stringList(sec.Data["capabilities"])
+		}
+		ce.Actual = normalise(actual)
+		ce.Extra, ce.Missing = diff(ce.Actual, ce.Approved)
+		ce.Status = events.CapabilityMatch
+		if len(ce.Extra)+len(ce.Missing) > 0 {
+			ce.Status = events.CapabilityDrift
+		}
+		out = append(out, ce)
+	}
+	return out, nil
+}
+
+// remediate writes the approved policies and reads them back.
+func (c *Checker) remediate(ctx context.Context, id Identity, approved []string) (*events.Remediation, error) {
+	var path string
+	var data map[string]any
+	switch id.Kind {
+	case KindAppRole:
+		path, data = "auth/"+id.Mount+"/role/"+id.Name+"/policies", map[string]any{"token_policies": approved}
+	case KindTokenRole:
+		path, data = "auth/token/roles/"+id.Name, map[string]any{"allowed_policies": approved}
+	case KindEntity:
+		path, data = "identity/entity/name/"+id.Name, map[string]any{"policies": approved}
+	case KindGroup:
+		path, data = "identity/group/name/"+id.Name, map[string]any{"policies": approved}
+	default:
+		return nil, fmt.Errorf("cannot remediate a %s", id.Kind)
+	}
+	if _, err := c.Client.Logical().WriteWithContext(ctx, path, data); err != nil {
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	rem := &events.Remediation{SetPolicies: approved, At: c.now()}
+	after, err := c.policies(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	extra, missing := diff(after, approved)
+	rem.Verified = len(extra)+len(missing) == 0
+	return rem, nil
+}
+
+// normalise sorts and de-duplicates; it never returns nil, so "none" is an empty list.
+func normalise(in []string) []string {
+	seen := map[string]bool{}
+	out := []string{}
+	for _, s := range in {
+		if s != "" && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// diff returns what actual has beyond approved, and what approved has that actual lacks.
+func diff(actual, approved []string) (extra, missing []string) {
+	a, b := map[string]bool{}, map[string]bool{}
+	for _, s := range actual {
+		a[s] = true
+	}
+	for _, s := range approved {
+		b[s] = true
+	}
+	for _, s := range actual {
+		if !b[s] {
+			extra = append(extra, s)
+		}
+	}
+	for _, s := range approved {
+		if !a[s] {
+			missing = append(missing, s)
+		}
+	}
+	return extra, missing
+}
+
+// stringList reads a JSON list of strings (or one comma-free string) from a Vault response.
+func stringList(v any) []string {
+	switch t := v.(type) {
+	case []any:
+		out := make([]string, 0, len(t))
+		for _, x := range t {
+			if s, ok := x.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	case []string:
+		return t
+	case string:
+		if t == "" {
+			return []string{}
+		}
+		return []string{t}
+	}
+	return nil
+}
