@@ -165,7 +165,7 @@ func (p *pipeline) reconcile(ctx context.Context, ev *events.ChangeEvent, log lo
 	if err != nil {
 		return events.Envelope[events.Evidence]{}, err
 	}
-	env := p.evidenceEnvelope(ev.Data.ID, ev.ID, ev.Data.Type, ev.Data.EffectiveTrigger(), started, creds)
+	env := p.evidenceEnvelope(ev.Data.ID, ev.ID, ev.Data.Type, ev.Data.EvidenceTrigger(), started, creds)
 	env.Data.RelatedChangeID = ev.Data.RelatedChangeID
 	withEntitlements(&env, ents)
 	return env, nil

@@ -76,16 +76,21 @@ type Change struct {
 	RelatedChangeID string `json:"related_change_id,omitempty"`
 }
 
-// EffectiveTrigger is the change's trigger; when none was given (an event from an ITSM bridge)
-// it is emergency for an emergency change and event otherwise.
+// EffectiveTrigger is the change's trigger, or event when none was given.
 func (c Change) EffectiveTrigger() Trigger {
-	if c.Trigger == "" || c.Trigger == TriggerEvent {
-		if c.Type == ChangeEmergency {
-			return TriggerEmergency
-		}
+	if c.Trigger == "" {
 		return TriggerEvent
 	}
 	return c.Trigger
+}
+
+// EvidenceTrigger is the trigger its evidence records: emergency for an emergency change an
+// ITSM bridge sent, otherwise the effective trigger.
+func (c Change) EvidenceTrigger() Trigger {
+	if t := c.EffectiveTrigger(); t != TriggerEvent || c.Type != ChangeEmergency {
+		return t
+	}
+	return TriggerEmergency
 }
 
 // Person identifies a requester or an approver in the ITSM tool.

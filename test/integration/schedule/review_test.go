@@ -48,6 +48,9 @@ bindings:
 	if ev.Data.Status != events.StatusReconciled || len(ev.Data.Credentials) != 2 || ev.Data.Credentials[0].Outcome != events.OutcomeRotated {
 		t.Fatalf("emergency change evidence = %+v, want its credential rotated at once despite the window, and the break-glass one", ev.Data)
 	}
+	if ev.Data.Trigger != events.TriggerEmergency {
+		t.Errorf("emergency change evidence has trigger %q, want emergency", ev.Data.Trigger)
+	}
 	if bg := ev.Data.Credentials[1]; bg.Credential != "kv-v2:secret/breakglass/admin" || bg.Outcome != events.OutcomeRotated || bg.MatchedBy != "break-glass binding vault-break-glass (emergency change)" {
 		t.Errorf("break-glass evidence = %+v", bg)
 	}
