@@ -57,6 +57,8 @@ type Config struct {
 	Vault VaultConfig
 	// NATS is how the agent reaches NATS JetStream.
 	NATS NATSConfig
+	// Sidecar turns on sidecar mode (see config_sidecar.go) when its App is set.
+	Sidecar SidecarConfig
 }
 
 // PasswordConfig is the default generation policy for new secret values.
@@ -370,6 +372,7 @@ func (c Config) Validate() error {
 	if n.DuplicateWindow < time.Second {
 		bad("%s: must be at least 1s", env("NATS_DUPLICATE_WINDOW"))
 	}
+	errs = append(errs, c.Sidecar.validate(c.NATS)...)
 	for i, e := range errs {
 		errs[i] = fmt.Errorf("invalid configuration: %w", e)
 	}

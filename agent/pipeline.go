@@ -49,6 +49,8 @@ type pipeline struct {
 	lockWait backoff
 	// metrics may be nil (tests that build a pipeline by hand); its methods then do nothing.
 	metrics *Metrics
+	// sidecar is sidecar mode; nil for the central agent (see sidecar.go).
+	sidecar *sidecar
 }
 
 // deliveryCount converts JetStream's delivery counter, saturating instead of overflowing.
@@ -84,6 +86,10 @@ func (p *pipeline) handle(ctx context.Context, msg jetstream.Msg) {
 	final := delivery >= p.maxDeliver
 
 	env, err := p.reconcile(ctx, ev, log, final)
+	if err == nil && p.sidecar != nil && len(env.Data.Credentials) == 0 {
+		_ = msg.DoubleAck(ctx) // none of this application's credentials: nothing to report
+		return
+	}
 	for attempt := 1; err != nil && (rotators.IsUnavailable(err) || errors.Is(err, errLocked)); attempt++ {
 		// Vault is sealed, overloaded or unreachable, or another worker holds a credential of
 		// the change: hold the change (the consumer keeps it in progress) and try again, rather
@@ -132,7 +138,7 @@ func (p *pipeline) reconcile(ctx context.Context, ev *events.ChangeEvent, log lo
 		return *prev, nil
 	}
 	started := time.Now().UTC()
-	matches := p.catalog.resolve(ev.Data)
+	matches := p.sidecar.scope(p.catalog.resolve(ev.Data), log)
 	creds := make([]events.CredentialEvidence, 0, len(matches))
 	for _, m := range matches {
 		ref := m.Credential
@@ -164,7 +170,7 @@ func (p *pipeline) evidenceEnvelope(changeID, eventID string, changeType events.
 	}
 	return events.Envelope[events.Evidence]{
 		SpecVersion:     events.SpecVersion,
-		ID:              "evidence:" + changeID + ":" + eventID,
+		ID:              "evidence:" + changeID + ":" + eventID + p.sidecar.evidenceScope(),
 		Source:          eventSource + "/" + p.agent.ID,
 		Type:            events.TypeEvidence,
 		Subject:         changeID,
@@ -223,6 +229,7 @@ func (p *pipeline) drive(ctx context.Context, entry *journalEntry, rev *uint64, 
 	rot, lookupErr := p.registry.Lookup(entry.Ref.Kind)
 	if lookupErr == nil {
 		entry.Ref = rotators.WithDefaultAction(rot, entry.Ref)
+		rot = p.sidecar.wrap(rot, entry.Ref)
 	}
 	ref := entry.Ref
 	ce := events.CredentialEvidence{
@@ -272,6 +279,7 @@ func (p *pipeline) drive(ctx context.Context, entry *journalEntry, rev *uint64, 
 		ce.Outcome, ce.Error = events.OutcomeFailed, p.redactor.String(err.Error())
 		log.WithError(err).Error("credential not reconciled")
 	}
+	p.sidecar.annotate(&ce, ref, entry.State)
 	entry.Evidence = &ce
 	entry.RetirePending = err == nil && out.RetirePending
 	entry.Final = !entry.RetirePending

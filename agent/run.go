@@ -46,6 +46,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	cfg = cfg.withSidecarDefaults()
 	out := opts.LogOutput
 	if out == nil {
 		out = os.Stderr
@@ -101,11 +102,15 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	subjects := events.Subjects{Prefix: cfg.SubjectPrefix}
-	res, err := provision(startCtx, js, cfg.NATS, subjects)
+	res, err := provision(startCtx, js, cfg.NATS, subjects, cfg.Sidecar.enabled())
 	if err != nil {
 		return err
 	}
 	registry, err := newRegistry(vs.client)
+	if err != nil {
+		return err
+	}
+	sc, err := newSidecar(cfg.Sidecar, vs.client, redactor, log.WithField("component", "sidecar"))
 	if err != nil {
 		return err
 	}
@@ -131,6 +136,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		vaultWait:      newBackoff(500*time.Millisecond, 5*time.Second),
 		lockWait:       newBackoff(time.Second, time.Second),
 		metrics:        metrics,
+		sidecar:        sc,
 	}
 
 	deadLetters, err := p.watchDeadLetters(nc, cfg.NATS.ChangeStream, cfg.NATS.Consumer)

@@ -72,14 +72,17 @@ type CredentialEvidence struct {
 	// Verified is true when the new credential was proven to work against its target.
 	Verified bool `json:"verified"`
 	// OldCredential says what became of the old credential: "retired" (revoked, deleted or
-	// kept per policy once the overlap ended) or "retire_pending" until RetireAt.
+	// kept per policy once the overlap ended), "retire_pending" until RetireAt, or "kept" when a
+	// sidecar's application never confirmed the new credential (see Delivery).
 	OldCredential string     `json:"old_credential,omitempty"`
 	RetireAt      *time.Time `json:"retire_at,omitempty"`
 	RetiredAt     *time.Time `json:"retired_at,omitempty"`
 	Resumed       bool       `json:"resumed,omitempty"`
 	// MatchedBy says why the credential was part of the change: named in the event, or the
 	// inventory binding or discovery source whose selectors matched the change's targets.
-	MatchedBy  string    `json:"matched_by,omitempty"`
+	MatchedBy string `json:"matched_by,omitempty"`
+	// Delivery is set by an agent in sidecar mode: how the new credential reached the application.
+	Delivery   *Delivery `json:"delivery,omitempty"`
 	Error      string    `json:"error,omitempty"`
 	StartedAt  time.Time `json:"started_at"`
 	FinishedAt time.Time `json:"finished_at"`
