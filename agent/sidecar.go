@@ -185,12 +185,13 @@ func (r deliveringRotator) Promote(ctx context.Context, req rotators.Request, st
 }
 
 // Retire retires the old credential only once the application confirmed the new one. When
-// the overlap window gave the application more time since the last attempt, the delivery is
-// tried once more first.
+// time has passed since the last attempt (an overlap window longer than the confirm timeout,
+// or a resumed agent), the delivery is tried once more first; with no such time (a zero
+// window) the application is not asked twice in a row.
 func (r deliveringRotator) Retire(ctx context.Context, req rotators.Request, st *rotators.State) error {
 	if st.Note(noteDeliveryConfirmedAt) == "" {
 		tried := noteTime(*st, noteDeliveryTriedUntil)
-		if tried == nil || tried.Before(st.RetireAt) {
+		if tried == nil || r.s.now().Sub(*tried) >= r.s.interval {
 			if err := r.s.deliver(ctx, req, st, true); err != nil {
 				return err
 			}
