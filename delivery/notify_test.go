@@ -139,7 +139,9 @@ func TestHTTPHookAndHealth(t *testing.T) {
 		inUse = got.Token
 	})
 	app.HandleFunc("POST /broken", func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "nope", http.StatusServiceUnavailable) })
-	app.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) { _, _ = fmt.Fprintf(w, `{"credential_version":%q}`, inUse) })
+	app.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = fmt.Fprintf(w, `{"credential_version":%q}`, inUse)
+	})
 	srv := httptest.NewServer(app)
 	defer srv.Close()
 	ctx := context.Background()
