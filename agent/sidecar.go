@@ -13,6 +13,7 @@ import (
 	"github.com/rotation-agent/rotation-agent/delivery"
 	"github.com/rotation-agent/rotation-agent/discovery"
 	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/internal/failpoint"
 	"github.com/rotation-agent/rotation-agent/rotators"
 )
 
@@ -264,18 +265,19 @@ func (s *sidecar) deliver(ctx context.Context, req rotators.Request, st *rotator
 func (s *sidecar) attempt(ctx context.Context, req rotators.Request, st *rotators.State, token string) error {
 	ref := req.Credential
 	sinks := s.sinks[ref.ID()]
-	save := func(key string) error {
+	save := func(key, part string) error {
 		st.SetNote(key, s.now().UTC().Format(time.RFC3339Nano))
 		if err := req.Save(ctx, st); err != nil {
 			return stepError{rotators.Retryable(err)}
 		}
+		failpoint.Hit(failpoint.AfterDelivery + part)
 		return nil
 	}
 	if st.Note(noteDeliveryWrittenAt) == "" {
 		if err := s.write(ctx, ref, st, sinks, token); err != nil {
 			return err
 		}
-		if err := save(noteDeliveryWrittenAt); err != nil {
+		if err := save(noteDeliveryWrittenAt, "written"); err != nil {
 			return err
 		}
 	}
@@ -291,7 +293,7 @@ func (s *sidecar) attempt(ctx context.Context, req rotators.Request, st *rotator
 			st.SetNote(noteDeliveryConfirmedAt, s.now().UTC().Format(time.RFC3339Nano))
 			delete(st.Data, noteDeliveryError)
 		}
-		if err := save(noteDeliveryNotifiedAt); err != nil {
+		if err := save(noteDeliveryNotifiedAt, "notified"); err != nil {
 			return err
 		}
 	}
@@ -306,7 +308,7 @@ func (s *sidecar) attempt(ctx context.Context, req rotators.Request, st *rotator
 		return fmt.Errorf("%w (token %s)", errNotInUse, token)
 	}
 	delete(st.Data, noteDeliveryError)
-	return save(noteDeliveryConfirmedAt)
+	return save(noteDeliveryConfirmedAt, "confirmed")
 }
 
 // write reads the new credential from Vault and writes it to every sink of the credential,

@@ -29,6 +29,9 @@ const (
 	AfterVaultWrite = "after-vault-write"
 	// AfterStep is reached after a rotation step is recorded as done; the step name follows it.
 	AfterStep = "after-step-"
+	// AfterDelivery is reached in sidecar mode after a part of a delivery is recorded in the
+	// journal; the part (written, notified, confirmed) follows it.
+	AfterDelivery = "after-delivery-"
 )
 
 // action is what an armed failpoint does: pause, or exit at the nth hit (1 = the first).
