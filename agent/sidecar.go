@@ -168,10 +168,14 @@ type deliveringRotator struct {
 	s *sidecar
 }
 
-// Prepare refuses a credential with no sink before anything is rotated.
+// Prepare refuses a credential with no sink, or of a kind with nothing to deliver, before
+// anything is rotated.
 func (r deliveringRotator) Prepare(ctx context.Context, req rotators.Request, st *rotators.State) error {
 	if len(r.s.sinks[req.Credential.ID()]) == 0 {
 		return rotators.Permanent(fmt.Errorf("credential %s belongs to sidecar %s but the sinks file names no file for it", req.Credential.ID(), r.s.app))
+	}
+	if !deliverable(req.Credential) {
+		return rotators.Permanent(fmt.Errorf("sidecar mode cannot deliver a %s credential without a deliver_to option", req.Credential.Kind))
 	}
 	return r.Rotator.Prepare(ctx, req, st)
 }

@@ -29,6 +29,11 @@ type vaultValues struct {
 	client *vault.Client
 }
 
+// deliverable reports whether vaultValues knows where to read a credential's new value.
+func deliverable(ref events.CredentialRef) bool {
+	return ref.Kind == "kv-v2" || ref.Kind == "database-static-role" || ref.Options["deliver_to"] != ""
+}
+
 func (v vaultValues) read(ctx context.Context, ref events.CredentialRef, st rotators.State) (map[string]string, error) {
 	switch {
 	case ref.Kind == "kv-v2":

@@ -586,6 +586,9 @@ func credentialEvidence(outcome Outcome, full bool) CredentialEvidence {
 		c.Resumed = true
 		c.MatchedBy = "named in the event"
 		c.Error = "first attempt timed out"
+		at := testStart.Add(time.Second)
+		c.Delivery = &Delivery{Application: "payments", Files: []string{"/run/app/db.env"}, Token: "rd-0123456789abcdef01234567",
+			WrittenAt: &at, Notify: "http", NotifiedAt: &at, Confirmation: "health", ConfirmedAt: &at, Error: "late"}
 	}
 	return c
 }
@@ -789,6 +792,7 @@ func TestSchemaFieldsMatchGoTypes(t *testing.T) {
 		{"evidence", evidenceSchema, []string{"$defs", "evidence"}, fullEvidence.Data},
 		{"evidence credential", evidenceSchema, []string{"$defs", "credential"}, fullEvidence.Data.Credentials[0]},
 		{"evidence agent", evidenceSchema, []string{"$defs", "agent"}, testAgent},
+		{"evidence delivery", evidenceSchema, []string{"$defs", "delivery"}, fullEvidence.Data.Credentials[0].Delivery},
 		{"rejection envelope", rejectionSchema, nil, fullRejection},
 		{"rejection", rejectionSchema, []string{"$defs", "rejection"}, fullRejection.Data},
 		{"rejection agent", rejectionSchema, []string{"$defs", "agent"}, testAgent},
