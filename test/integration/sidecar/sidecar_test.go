@@ -86,8 +86,7 @@ func (a *app) handler() http.Handler {
 // file sink for the KV secret payments/db, an HTTP reload hook, confirmation on the health URL.
 func sidecarConfig(t *testing.T, v *harness.Vault, token string, n *harness.NATS, appURL, dir string) agent.Config {
 	t.Helper()
-	sinks := filepath.Join(t.TempDir(), "sinks.yaml")
-	content := fmt.Sprintf(`version: 1
+	return sidecarConfigWithSinks(t, v, token, n, appURL, fmt.Sprintf(`version: 1
 sinks:
   - credential: kv-v2:secret/payments/db
     path: %s
@@ -95,7 +94,13 @@ sinks:
     fields:
       - {from: username, as: DB_USER}
       - {from: password, as: DB_PASSWORD}
-`, filepath.Join(dir, "db.env"))
+`, filepath.Join(dir, "db.env")))
+}
+
+// sidecarConfigWithSinks is sidecarConfig with the sinks file given.
+func sidecarConfigWithSinks(t *testing.T, v *harness.Vault, token string, n *harness.NATS, appURL, content string) agent.Config {
+	t.Helper()
+	sinks := filepath.Join(t.TempDir(), "sinks.yaml")
 	if err := os.WriteFile(sinks, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
