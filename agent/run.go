@@ -110,7 +110,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	sc, err := newSidecar(cfg.Sidecar, vs.client, redactor, log.WithField("component", "sidecar"))
+	sc, err := newSidecar(cfg.Sidecar, vs.client, redactor, log.WithField("component", "sidecar"), metrics)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	vault "github.com/hashicorp/vault/api"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
 	"github.com/rotation-agent/rotation-agent/delivery"
@@ -46,10 +47,36 @@ type sidecar struct {
 	redactor *Redactor
 	log      logrus.FieldLogger
 	now      func() time.Time
+	// deliveries counts finished delivery attempts by result (confirmed, unconfirmed); nil
+	// counts nothing.
+	deliveries *prometheus.CounterVec
+}
+
+// newDeliveryCounter registers rotation_agent_sidecar_deliveries_total with the agent's
+// metrics; nil without metrics.
+func newDeliveryCounter(m *Metrics) *prometheus.CounterVec {
+	if m == nil {
+		return nil
+	}
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Name: "sidecar_deliveries_total",
+		Help: "Sidecar deliveries of a new credential to the application, by result (confirmed, unconfirmed).",
+	}, []string{"result"})
+	m.registry.MustRegister(c)
+	for _, r := range []string{"confirmed", "unconfirmed"} {
+		c.WithLabelValues(r)
+	}
+	return c
+}
+
+func (s *sidecar) counted(result string) {
+	if s.deliveries != nil {
+		s.deliveries.WithLabelValues(result).Inc()
+	}
 }
 
 // newSidecar builds sidecar mode from its configuration; nil when it is off.
-func newSidecar(cfg SidecarConfig, client *vault.Client, redactor *Redactor, log logrus.FieldLogger) (*sidecar, error) {
+func newSidecar(cfg SidecarConfig, client *vault.Client, redactor *Redactor, log logrus.FieldLogger, metrics *Metrics) (*sidecar, error) {
 	if !cfg.enabled() {
 		return nil, nil
 	}
@@ -61,6 +88,7 @@ func newSidecar(cfg SidecarConfig, client *vault.Client, redactor *Redactor, log
 		app: cfg.App, sinks: map[string][]delivery.Sink{}, confirm: cfg.Confirm,
 		timeout: cfg.ConfirmTimeout, interval: cfg.ConfirmInterval,
 		values: vaultValues{client: client}, redactor: redactor, log: log, now: time.Now,
+		deliveries: newDeliveryCounter(metrics),
 	}
 	for _, sk := range sinks {
 		s.sinks[sk.Credential] = append(s.sinks[sk.Credential], sk)
@@ -222,6 +250,9 @@ func (e stepError) Unwrap() error { return e.err }
 func (s *sidecar) deliver(ctx context.Context, req rotators.Request, st *rotators.State, again bool) error {
 	ref := req.Credential
 	log := s.log.WithFields(logrus.Fields{FieldChangeID: req.ChangeID, FieldCredential: ref.ID(), FieldAction: "deliver"})
+	if st.Note(noteDeliveryConfirmedAt) != "" {
+		return nil // a resumed step whose delivery was confirmed before the stop
+	}
 	token := st.Note(noteDeliveryToken)
 	if token == "" {
 		token = delivery.Token(req.ChangeID, ref.ID(), st.After)
@@ -237,6 +268,7 @@ func (s *sidecar) deliver(ctx context.Context, req rotators.Request, st *rotator
 		err = s.attempt(ctx, req, st, token)
 		if err == nil {
 			log.WithField("token", token).Info("application confirmed the new credential")
+			s.counted("confirmed")
 			return nil
 		}
 		var fatal stepError
@@ -255,6 +287,7 @@ func (s *sidecar) deliver(ctx context.Context, req rotators.Request, st *rotator
 		return rotators.Retryable(fmt.Errorf("delivery interrupted: %w", ctx.Err()))
 	}
 	msg := s.redactor.String(err.Error())
+	s.counted("unconfirmed")
 	st.SetNote(noteDeliveryError, msg)
 	st.SetNote(noteDeliveryTriedUntil, s.now().UTC().Format(time.RFC3339Nano))
 	log.WithField("error", msg).WithField("token", token).Error("application did not confirm the new credential; the old credential will not be retired")

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -225,6 +226,7 @@ func TestSidecarDeliversAndRetiresAfterConfirmation(t *testing.T) {
 	if ev.Data.Agent.ID != "payments-sidecar" || !strings.HasSuffix(ev.ID, ":sidecar:payments") {
 		t.Errorf("evidence id %q agent %q", ev.ID, ev.Data.Agent.ID)
 	}
+	assertMetric(t, ra, `rotation_agent_sidecar_deliveries_total{result="confirmed"} 1`)
 
 	ra.Stop(t)
 	drive.AssertNoLeak(t,
@@ -273,6 +275,7 @@ func TestSidecarKeepsOldCredentialWithoutConfirmation(t *testing.T) {
 	if reloads != 1 {
 		t.Errorf("application notified %d times, want 1 (one delivery)", reloads)
 	}
+	assertMetric(t, ra, `rotation_agent_sidecar_deliveries_total{result="unconfirmed"} 1`)
 	newPassword, _ := v.KV(t, "payments/db", 0).Data["password"].(string)
 	ra.Stop(t)
 	drive.AssertNoLeak(t,
@@ -326,5 +329,19 @@ func TestCentralAgentLeavesSidecarCredentialsAlone(t *testing.T) {
 	}
 	if v.KV(t, "payments/db", 0).VersionMetadata.Version != 2 || v.KV(t, "orders/api", 0).VersionMetadata.Version != 2 {
 		t.Error("each secret must be rotated exactly once")
+	}
+}
+
+// assertMetric fails the test unless the agent's /metrics holds line.
+func assertMetric(t *testing.T, ra *harness.RunningAgent, line string) {
+	t.Helper()
+	resp, err := http.Get("http://" + ra.MetricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(body), line+"\n") {
+		t.Errorf("/metrics does not hold %s", line)
 	}
 }
