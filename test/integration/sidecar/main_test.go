@@ -12,6 +12,9 @@ import (
 var agentBinary string
 
 func TestMain(m *testing.M) {
+	if helper := os.Getenv(helperEnv); helper != "" {
+		os.Exit(runHelper(helper))
+	}
 	dir, err := os.MkdirTemp("", "rotation-agent-sidecar-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
