@@ -166,17 +166,19 @@ func (s Sink) Render(values map[string]string) ([]byte, error) {
 // shellQuote returns v unchanged when it is made of characters no shell or env-file reader
 // treats specially, and single-quoted otherwise.
 func shellQuote(v string) string {
-	safe := v != ""
-	for _, r := range v {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./+:@%,=", r)) {
-			safe = false
-			break
-		}
-	}
-	if safe {
+	if v != "" && strings.IndexFunc(v, needsQuote) < 0 {
 		return v
 	}
 	return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
+}
+
+// needsQuote reports whether a shell or an env-file reader could treat r specially.
+func needsQuote(r rune) bool {
+	switch {
+	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		return false
+	}
+	return !strings.ContainsRune("-_./+:@%,=", r)
 }
 
 // Write puts content in the sink's file atomically: a temporary file in the same directory,
