@@ -372,7 +372,7 @@ func (c Config) Validate() error {
 	if n.DuplicateWindow < time.Second {
 		bad("%s: must be at least 1s", env("NATS_DUPLICATE_WINDOW"))
 	}
-	errs = append(errs, c.Sidecar.validate(c.NATS)...)
+	errs = append(errs, c.Sidecar.validate()...)
 	for i, e := range errs {
 		errs[i] = fmt.Errorf("invalid configuration: %w", e)
 	}

@@ -66,7 +66,7 @@ type SidecarConfig struct {
 func (s SidecarConfig) enabled() bool { return s.App != "" }
 
 // validate reports the problems of the sidecar settings; none when sidecar mode is off.
-func (s SidecarConfig) validate(n NATSConfig) []error {
+func (s SidecarConfig) validate() []error {
 	if !s.enabled() {
 		return nil
 	}
