@@ -290,7 +290,7 @@ func (s *sidecar) deliver(ctx context.Context, req rotators.Request, st *rotator
 	s.counted("unconfirmed")
 	st.SetNote(noteDeliveryError, msg)
 	st.SetNote(noteDeliveryTriedUntil, s.now().UTC().Format(time.RFC3339Nano))
-	log.WithField("error", msg).WithField("token", token).Error("application did not confirm the new credential; the old credential will not be retired")
+	log.WithField("error", msg).WithField("token", token).Error("application did not confirm the new credential; the old credential stays until it does")
 	if err := req.Save(ctx, st); err != nil {
 		return rotators.Retryable(err)
 	}
