@@ -65,6 +65,8 @@ type Config struct {
 	Manual ManualConfig
 	// Evidence is how evidence records are signed and entitlements remediated.
 	Evidence EvidenceConfig
+	// Sidecar turns on sidecar mode (see config_sidecar.go) when its App is set.
+	Sidecar SidecarConfig
 }
 
 // PasswordConfig is the default generation policy for new secret values.
@@ -382,6 +384,7 @@ func (c Config) Validate() error {
 	}
 	c.validateWork(bad)
 	errs = append(errs, c.validateEvidence()...)
+	errs = append(errs, c.Sidecar.validate()...)
 	for i, e := range errs {
 		errs[i] = fmt.Errorf("invalid configuration: %w", e)
 	}

@@ -60,6 +60,8 @@ type pipeline struct {
 	sealer *sealer
 	// entitlements compares the identities of a change with their approved access.
 	entitlements *entitlements.Checker
+	// sidecar is sidecar mode; nil for the central agent (see sidecar.go).
+	sidecar *sidecar
 }
 
 // deliveryCount converts JetStream's delivery counter, saturating instead of overflowing.
@@ -95,6 +97,10 @@ func (p *pipeline) handle(ctx context.Context, msg jetstream.Msg) {
 	final := delivery >= p.maxDeliver
 
 	env, err := p.reconcile(ctx, ev, log, final)
+	if err == nil && p.sidecar != nil && len(env.Data.Credentials) == 0 {
+		_ = msg.DoubleAck(ctx) // none of this application's credentials: nothing to report
+		return
+	}
 	for attempt := 1; err != nil && (rotators.IsUnavailable(err) || errors.Is(err, errLocked)); attempt++ {
 		// Vault is sealed, overloaded or unreachable, or another worker holds a credential of
 		// the change: hold the change (the consumer keeps it in progress) and try again, rather
@@ -148,7 +154,7 @@ func (p *pipeline) reconcile(ctx context.Context, ev *events.ChangeEvent, log lo
 		return *prev, nil
 	}
 	started := time.Now().UTC()
-	matches := p.catalog.resolve(ev.Data)
+	matches := p.sidecar.scope(p.catalog.resolve(ev.Data), log)
 	creds := make([]events.CredentialEvidence, 0, len(matches))
 	for i, m := range matches {
 		ref := m.Credential
@@ -189,7 +195,7 @@ func (p *pipeline) evidenceEnvelope(changeID, eventID string, changeType events.
 	evidence.Controls = events.ControlsFor(evidence)
 	return events.Envelope[events.Evidence]{
 		SpecVersion:     events.SpecVersion,
-		ID:              "evidence:" + changeID + ":" + eventID,
+		ID:              "evidence:" + changeID + ":" + eventID + p.sidecar.evidenceScope(),
 		Source:          eventSource + "/" + p.agent.ID,
 		Type:            events.TypeEvidence,
 		Subject:         changeID,
@@ -255,6 +261,7 @@ func (p *pipeline) drive(ctx context.Context, entry *journalEntry, rev *uint64, 
 	rot, lookupErr := p.registry.Lookup(entry.Ref.Kind)
 	if lookupErr == nil {
 		entry.Ref = rotators.WithDefaultAction(rot, entry.Ref)
+		rot = p.sidecar.wrap(rot, entry.Ref)
 	}
 	ref := entry.Ref
 	ce := events.CredentialEvidence{
@@ -304,6 +311,7 @@ func (p *pipeline) drive(ctx context.Context, entry *journalEntry, rev *uint64, 
 		ce.Outcome, ce.Error = events.OutcomeFailed, p.redactor.String(err.Error())
 		log.WithError(err).Error("credential not reconciled")
 	}
+	p.sidecar.annotate(&ce, ref, entry.State)
 	entry.Evidence = &ce
 	entry.RetirePending = err == nil && out.RetirePending
 	entry.Final = !entry.RetirePending

@@ -54,6 +54,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	cfg = cfg.withSidecarDefaults()
 	out := opts.LogOutput
 	if out == nil {
 		out = os.Stderr
@@ -109,11 +110,15 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	subjects := events.Subjects{Prefix: cfg.SubjectPrefix}
-	res, err := provision(startCtx, js, cfg.NATS, subjects)
+	res, err := provision(startCtx, js, cfg.NATS, subjects, cfg.Sidecar.enabled())
 	if err != nil {
 		return err
 	}
 	registry, err := newRegistry(vs.client)
+	if err != nil {
+		return err
+	}
+	sc, err := newSidecar(cfg.Sidecar, vs.client, redactor, log.WithField("component", "sidecar"), metrics)
 	if err != nil {
 		return err
 	}
@@ -150,6 +155,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		sealer: &sealer{js: js, kv: res.journal, signer: signer, subjects: subjects, stream: cfg.NATS.EvidenceStream, agentID: cfg.AgentID,
 			log: log.WithField("component", "evidence")},
 		entitlements: &entitlements.Checker{Client: vs.client, Remediate: cfg.Evidence.RemediateEntitlements},
+		sidecar:      sc,
 	}
 	if p.clock == nil {
 		p.clock = clock.Real{}

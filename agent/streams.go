@@ -25,7 +25,9 @@ type jetStreamResources struct {
 // provision creates or updates the agent's streams, durable consumer and journal bucket, so
 // every replica may run it at start-up. With BindStreams the streams and bucket are
 // operator-managed: they must exist and are used as they are.
-func provision(ctx context.Context, js jetstream.JetStream, cfg NATSConfig, subjects events.Subjects) (*jetStreamResources, error) {
+// A sidecar (sidecar set) consumes only change-completed events: impact reports of planned
+// changes are the central agent's.
+func provision(ctx context.Context, js jetstream.JetStream, cfg NATSConfig, subjects events.Subjects, sidecar bool) (*jetStreamResources, error) {
 	streams := []jetstream.StreamConfig{
 		{
 			Name:        cfg.ChangeStream,
@@ -76,10 +78,14 @@ func provision(ctx context.Context, js jetstream.JetStream, cfg NATSConfig, subj
 	if err != nil {
 		return nil, fmt.Errorf("journal bucket %s: %w", cfg.JournalBucket, err)
 	}
+	filter, description := []string{subjects.ChangeCompleted(), subjects.ChangePlanned()}, "rotation-agent replicas share this consumer"
+	if sidecar {
+		filter, description = []string{subjects.ChangeCompleted()}, "a rotation-agent sidecar's own consumer"
+	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, cfg.ChangeStream, jetstream.ConsumerConfig{
 		Durable:        cfg.Consumer,
-		Description:    "rotation-agent replicas share this consumer",
-		FilterSubjects: []string{subjects.ChangeCompleted(), subjects.ChangePlanned()},
+		Description:    description,
+		FilterSubjects: filter,
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        cfg.AckWait,
 		MaxDeliver:     cfg.MaxDeliver,

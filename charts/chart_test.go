@@ -258,10 +258,13 @@ func (r rendered) deployment(t *testing.T) (deploymentSpec, container) {
 	if err := node.Decode(&d); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(d.Spec.Template.Spec.Containers); n != 1 {
-		t.Fatalf("deployment has %d containers, want 1", n)
+	for _, c := range d.Spec.Template.Spec.Containers {
+		if c.Name == "rotation-agent" {
+			return d, c
+		}
 	}
-	return d, d.Spec.Template.Spec.Containers[0]
+	t.Fatalf("deployment has no rotation-agent container")
+	return d, container{}
 }
 
 func (c container) env() map[string]envVar {
@@ -329,6 +332,9 @@ func TestChartDefaults(t *testing.T) {
 	}
 	d, c := objs.deployment(t)
 	pod := d.Spec.Template.Spec
+	if n := len(pod.Containers); n != 1 {
+		t.Errorf("deployment has %d containers, want the agent's only", n)
+	}
 	if d.Spec.Replicas != 2 {
 		t.Errorf("replicas = %d, want 2", d.Spec.Replicas)
 	}

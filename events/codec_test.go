@@ -592,6 +592,9 @@ func credentialEvidence(outcome Outcome, full bool) CredentialEvidence {
 		deferredUntil := testStart.Add(2 * time.Hour)
 		c.DeferredUntil = &deferredUntil
 		c.Error = "first attempt timed out"
+		at := testStart.Add(time.Second)
+		c.Delivery = &Delivery{Application: "payments", Files: []string{"/run/app/db.env"}, Token: "rd-0123456789abcdef01234567",
+			WrittenAt: &at, Notify: "http", NotifiedAt: &at, Confirmation: "health", ConfirmedAt: &at, Error: "late"}
 	}
 	return c
 }
@@ -819,6 +822,7 @@ func TestSchemaFieldsMatchGoTypes(t *testing.T) {
 		{"evidence capability", evidenceSchema, []string{"$defs", "capability"}, fullEvidence.Data.Entitlements[0].Capabilities[0]},
 		{"evidence chain", evidenceSchema, []string{"$defs", "chain"}, fullEvidence.Data.Chain},
 		{"evidence signature", evidenceSchema, []string{"$defs", "signature"}, fullEvidence.Data.Signature},
+		{"evidence delivery", evidenceSchema, []string{"$defs", "delivery"}, fullEvidence.Data.Credentials[0].Delivery},
 		{"rejection envelope", rejectionSchema, nil, fullRejection},
 		{"rejection", rejectionSchema, []string{"$defs", "rejection"}, fullRejection.Data},
 		{"rejection agent", rejectionSchema, []string{"$defs", "agent"}, testAgent},

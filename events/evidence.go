@@ -92,7 +92,8 @@ type CredentialEvidence struct {
 	// Verified is true when the new credential was proven to work against its target.
 	Verified bool `json:"verified"`
 	// OldCredential says what became of the old credential: "retired" (revoked, deleted or
-	// kept per policy once the overlap ended) or "retire_pending" until RetireAt.
+	// kept per policy once the overlap ended), "retire_pending" until RetireAt, or "kept" when a
+	// sidecar's application never confirmed the new credential (see Delivery).
 	OldCredential string     `json:"old_credential,omitempty"`
 	RetireAt      *time.Time `json:"retire_at,omitempty"`
 	RetiredAt     *time.Time `json:"retired_at,omitempty"`
@@ -102,10 +103,12 @@ type CredentialEvidence struct {
 	MatchedBy string `json:"matched_by,omitempty"`
 	// DeferredUntil is when a deferred credential is due to run (the next allowed time).
 	DeferredUntil *time.Time `json:"deferred_until,omitempty"`
-	Error         string     `json:"error,omitempty"`
-	StartedAt     time.Time  `json:"started_at"`
-	FinishedAt    time.Time  `json:"finished_at"`
-	DurationMS    int64      `json:"duration_ms"`
+	// Delivery is set by an agent in sidecar mode: how the new credential reached the application.
+	Delivery   *Delivery `json:"delivery,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+	DurationMS int64     `json:"duration_ms"`
 }
 
 // Evidence is the reconciliation record the agent publishes for a change.

@@ -35,6 +35,9 @@ const (
 	// AfterEvidencePublished is reached once an evidence record is published, before the chain
 	// head records that and before the journal keeps it.
 	AfterEvidencePublished = "after-evidence-published"
+	// AfterDelivery is reached in sidecar mode after a part of a delivery is recorded in the
+	// journal; the part (written, notified, confirmed) follows it.
+	AfterDelivery = "after-delivery-"
 )
 
 // action is what an armed failpoint does: pause, or exit at the nth hit (1 = the first).

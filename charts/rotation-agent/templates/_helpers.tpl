@@ -47,6 +47,11 @@ vaultAuth: /etc/rotation-agent/vault-auth
 vaultToken: /var/run/secrets/rotation-agent/vault
 nats: /etc/rotation-agent/nats
 natsTLS: /etc/rotation-agent/nats-tls
+sidecarSinks: /etc/rotation-agent/sidecar
+{{- end }}
+
+{{- define "rotation-agent.sinksConfigMap" -}}
+{{- printf "%s-sinks" (include "rotation-agent.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/* The agent's environment: every setting the chart models, then agent.extraEnv. */}}
@@ -140,6 +145,43 @@ natsTLS: /etc/rotation-agent/nats-tls
   value: {{ printf "%s/%s" $p.natsTLS $n.tls.keyKey | quote }}
 {{- end }}
 {{- end }}
+{{- if eq .Values.mode "sidecar" }}
+{{- $s := .Values.sidecar }}
+- name: ROTATION_AGENT_SIDECAR_APP
+  value: {{ required "sidecar.app is required in sidecar mode" $s.app | quote }}
+- name: ROTATION_AGENT_SIDECAR_SINKS_FILE
+  value: {{ printf "%s/sinks.yaml" $p.sidecarSinks | quote }}
+- name: ROTATION_AGENT_SIDECAR_NOTIFY
+  value: {{ $s.notify.kind | quote }}
+{{- if eq $s.notify.kind "signal" }}
+- name: ROTATION_AGENT_SIDECAR_NOTIFY_SIGNAL
+  value: {{ $s.notify.signal | quote }}
+{{- with $s.notify.pidFile }}
+- name: ROTATION_AGENT_SIDECAR_NOTIFY_PID_FILE
+  value: {{ . | quote }}
+{{- end }}
+{{- with $s.notify.process }}
+- name: ROTATION_AGENT_SIDECAR_NOTIFY_PROCESS
+  value: {{ . | quote }}
+{{- end }}
+{{- else if eq $s.notify.kind "http" }}
+- name: ROTATION_AGENT_SIDECAR_NOTIFY_URL
+  value: {{ required "sidecar.notify.url is required with notify.kind http" $s.notify.url | quote }}
+{{- else if eq $s.notify.kind "command" }}
+- name: ROTATION_AGENT_SIDECAR_NOTIFY_COMMAND
+  value: {{ join "," (required "sidecar.notify.command is required with notify.kind command" $s.notify.command) | quote }}
+{{- end }}
+- name: ROTATION_AGENT_SIDECAR_CONFIRM
+  value: {{ $s.confirm.kind | quote }}
+{{- if eq $s.confirm.kind "health" }}
+- name: ROTATION_AGENT_SIDECAR_HEALTH_URL
+  value: {{ required "sidecar.confirm.healthUrl is required with confirm.kind health" $s.confirm.healthUrl | quote }}
+{{- end }}
+- name: ROTATION_AGENT_SIDECAR_CONFIRM_TIMEOUT
+  value: {{ $s.confirm.timeout | quote }}
+- name: ROTATION_AGENT_SIDECAR_CONFIRM_INTERVAL
+  value: {{ $s.confirm.interval | quote }}
+{{- end }}
 {{- with .Values.agent.extraEnv }}
 {{ toYaml . }}
 {{- end }}
@@ -152,6 +194,16 @@ natsTLS: /etc/rotation-agent/nats-tls
 - name: tmp
   emptyDir:
     sizeLimit: 16Mi
+{{- if eq .Values.mode "sidecar" }}
+# The files the agent writes for the application: in memory, never on a node's disk.
+- name: rotation-credentials
+  emptyDir:
+    medium: Memory
+    sizeLimit: {{ .Values.sidecar.sizeLimit }}
+- name: rotation-sinks
+  configMap:
+    name: {{ include "rotation-agent.sinksConfigMap" . }}
+{{- end }}
 {{- if include "rotation-agent.hasInventory" . }}
 - name: inventory
   configMap:
@@ -205,6 +257,13 @@ natsTLS: /etc/rotation-agent/nats-tls
 {{- $n := .Values.nats -}}
 - name: tmp
   mountPath: /tmp
+{{- if eq .Values.mode "sidecar" }}
+- name: rotation-credentials
+  mountPath: {{ .Values.sidecar.mountPath }}
+- name: rotation-sinks
+  mountPath: {{ $p.sidecarSinks }}
+  readOnly: true
+{{- end }}
 {{- if include "rotation-agent.hasInventory" . }}
 # A directory mount (no subPath), so ConfigMap updates reach the agent, which reloads them.
 - name: inventory
@@ -251,8 +310,10 @@ ports:
     protocol: TCP
 livenessProbe:
   {{- toYaml .Values.livenessProbe | nindent 2 }}
+{{- if ne .Values.mode "sidecar" }}
 readinessProbe:
   {{- toYaml .Values.readinessProbe | nindent 2 }}
+{{- end }}
 securityContext:
   {{- toYaml .Values.securityContext | nindent 2 }}
 resources:

@@ -1,0 +1,31 @@
+package sidecar
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/rotation-agent/rotation-agent/test/harness"
+)
+
+// agentBinary is the rotation-agent command, built once for the tests that crash the agent.
+var agentBinary string
+
+func TestMain(m *testing.M) {
+	if helper := os.Getenv(helperEnv); helper != "" {
+		os.Exit(runHelper(helper))
+	}
+	dir, err := os.MkdirTemp("", "rotation-agent-sidecar-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	agentBinary, err = harness.BuildAgent(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "build rotation-agent:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
