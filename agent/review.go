@@ -123,6 +123,9 @@ func (r *reviews) flush(ctx context.Context, rec reviewRecord, rev uint64) error
 		if err := r.publishRecord(ctx, rec.PendingRecord, rec.Review); err != nil {
 			return err
 		}
+		if err := r.sealReviewStep(ctx, rec.PendingRecord, rec.Review); err != nil {
+			return err
+		}
 	}
 	if rec.PendingCleanup {
 		if err := r.p.publishWork(ctx, r.cleanupChange(rec)); err != nil {
@@ -181,6 +184,13 @@ func (r *reviews) attest(ctx context.Context, req events.AttestRequest) (events.
 		}
 		if s := rec.Review.Status; s == events.ReviewApproved || s == events.ReviewRejected {
 			return rec.Review, fmt.Errorf("review of %s is already %s", req.ChangeID, s)
+		}
+		if rec.PendingRecord != "" || rec.PendingCleanup {
+			// Publish the previous step (its record and evidence) before this one replaces it.
+			if err := r.flush(ctx, rec, rev); err != nil {
+				return events.Review{}, fmt.Errorf("publish the previous step of the review of %s: %w", req.ChangeID, err)
+			}
+			continue
 		}
 		rec.Review.Attestations = append(rec.Review.Attestations, events.Attestation{By: req.By, Decision: req.Decision, Note: req.Note, At: r.p.clock.Now().UTC()})
 		rec.Review.Event = events.ReviewAttested
@@ -264,7 +274,8 @@ func (r *reviews) sweep(ctx context.Context) {
 				rec.RemindersSent, rec.Review.Event = sent, events.ReviewReminder
 				rec.PendingRecord = fmt.Sprintf("review:%s:reminder:%d", rec.Review.ChangeID, sent)
 			case schedule.StepOverdue:
-				rec.Review.Status, rec.Review.Event = events.ReviewOverdue, events.ReviewEscalate
+				escalated := now.UTC()
+				rec.Review.Status, rec.Review.Event, rec.Review.EscalatedAt = events.ReviewOverdue, events.ReviewEscalate, &escalated
 				rec.PendingRecord = "review:" + rec.Review.ChangeID + ":overdue"
 				r.startCleanup(&rec)
 			}
