@@ -12,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/internal/failpoint"
 	"github.com/rotation-agent/rotation-agent/schedule"
 )
 
@@ -207,6 +208,7 @@ func (r *reviews) attest(ctx context.Context, req events.AttestRequest) (events.
 		if err != nil {
 			return events.Review{}, err
 		}
+		failpoint.Hit(failpoint.AfterReviewRecorded)
 		r.p.log.WithFields(logrus.Fields{FieldChangeID: req.ChangeID, "decision": req.Decision, "by": req.By}).Info("post-change review attested")
 		if err := r.flush(ctx, rec, newRev); err != nil {
 			r.p.log.WithError(err).WithField(FieldChangeID, req.ChangeID).Warn("publish attestation failed; the sweep retries it")
@@ -288,6 +290,7 @@ func (r *reviews) sweep(ctx context.Context) {
 				continue
 			}
 			rev = newRev
+			failpoint.Hit(failpoint.AfterReviewRecorded)
 			log.WithFields(logrus.Fields{"event": rec.Review.Event, "deadline": rec.Review.Deadline.Format(time.RFC3339)}).Warn("post-change review needs attention")
 		}
 		if err := r.flush(ctx, rec, rev); err != nil {
