@@ -18,11 +18,13 @@ import (
 // order) and its journal entries: yes only when there is a change record, every credential's
 // latest evidence says rotated or revoked with its old credential retired, nothing is still in
 // progress in the journal, no entitlement drift is open, and, for an emergency change, a
-// reviewer approved its post-change review.
-func closureAnswer(changeID string, records []events.Record, entries []journalEntry, now time.Time) events.ClosureAnswer {
+// reviewer approved its post-change review. The review is the latest review step in the
+// records; stored, the review as the journal bucket holds it, stands in when there is none
+// (a review attested before its steps were evidenced, or one whose opening is being published).
+func closureAnswer(changeID string, records []events.Record, entries []journalEntry, stored *events.Review, now time.Time) events.ClosureAnswer {
 	ans := events.ClosureAnswer{ChangeID: changeID, Records: len(records), CheckedAt: now.UTC(), Reasons: []string{}}
 	var change *events.Evidence
-	var review *events.Review
+	review := stored
 	latest := map[string]events.CredentialEvidence{}
 	var order []string
 	for i := range records {

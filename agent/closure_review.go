@@ -1,9 +1,14 @@
 package agent
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rotation-agent/rotation-agent/events"
 )
@@ -42,4 +47,37 @@ func attestedBy(atts []events.Attestation) string {
 		out += fmt.Sprintf(" (%q)", note)
 	}
 	return out
+}
+
+// awaitsReviewStep reports whether records hold an emergency change's record but no step of
+// its review: the closure gate then reads the review from the journal bucket.
+func awaitsReviewStep(records []events.Record) bool {
+	emergency := false
+	for _, r := range records {
+		if r.Data.IsReviewStep() {
+			return false
+		}
+		emergency = emergency || r.Data.ChangeType == events.ChangeEmergency
+	}
+	return emergency
+}
+
+// storedReview reads the post-change review of a change from the journal bucket; nil when
+// there is none.
+func (j *journal) storedReview(ctx context.Context, changeID string) (*events.Review, error) {
+	kve, err := j.kv.Get(ctx, reviewKey(changeID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read review: %w", err)
+	}
+	var rec reviewRecord
+	if err := json.Unmarshal(kve.Value(), &rec); err != nil {
+		return nil, fmt.Errorf("decode review of %s: %w", changeID, err)
+	}
+	if rec.Review.ChangeID != changeID {
+		return nil, nil // another change whose id hashes alike
+	}
+	return &rec.Review, nil
 }

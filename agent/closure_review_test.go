@@ -32,26 +32,31 @@ func TestClosureAnswerFollowsTheReview(t *testing.T) {
 	cleanup.Data.ChangeType, cleanup.Data.RelatedChangeID = events.ChangeNormal, "CHG0"
 	cleanup.Data.Review = &events.Review{ChangeID: "CHG0", Status: events.ReviewRejected}
 
+	storedApproved := &events.Review{ChangeID: "CHG1", Status: events.ReviewApproved, Deadline: deadline, Attestations: []events.Attestation{approve}}
 	tests := []struct {
 		name    string
 		records []events.Record
-		reason  string // "" means yes
+		stored  *events.Review // the review in the journal bucket
+		reason  string         // "" means yes
 	}{
-		{"review not opened yet", []events.Record{emergency}, "post-change review of the emergency change not opened yet"},
-		{"open", []events.Record{emergency, reviewStep(events.ReviewOpen, deadline)}, "post-change review open until 2026-03-01T04:00:00Z"},
-		{"open past its deadline", []events.Record{emergency, reviewStep(events.ReviewOpen, now)}, "post-change review overdue since 2026-03-01T00:00:00Z"},
-		{"overdue", []events.Record{emergency, reviewStep(events.ReviewOpen, deadline), reviewStep(events.ReviewOverdue, deadline)},
+		{"review not opened yet", []events.Record{emergency}, nil, "post-change review of the emergency change not opened yet"},
+		{"open", []events.Record{emergency, reviewStep(events.ReviewOpen, deadline)}, nil, "post-change review open until 2026-03-01T04:00:00Z"},
+		{"open past its deadline", []events.Record{emergency, reviewStep(events.ReviewOpen, now)}, nil, "post-change review overdue since 2026-03-01T00:00:00Z"},
+		{"overdue", []events.Record{emergency, reviewStep(events.ReviewOpen, deadline), reviewStep(events.ReviewOverdue, deadline)}, nil,
 			"post-change review overdue since 2026-03-01T04:00:00Z: escalated"},
-		{"rejected", []events.Record{emergency, reviewStep(events.ReviewOpen, deadline), reviewStep(events.ReviewRejected, deadline, reject)},
+		{"rejected", []events.Record{emergency, reviewStep(events.ReviewOpen, deadline), reviewStep(events.ReviewRejected, deadline, reject)}, nil,
 			`post-change review rejected by bob ("not justified")`},
-		{"approved", []events.Record{emergency, reviewStep(events.ReviewOpen, deadline), reviewStep(events.ReviewApproved, deadline, approve)}, ""},
-		{"approved late", []events.Record{emergency, reviewStep(events.ReviewOverdue, deadline), reviewStep(events.ReviewApproved, deadline, approve)}, ""},
-		{"normal change", []events.Record{normal}, ""},
-		{"clean-up change", []events.Record{cleanup}, ""},
+		{"approved", []events.Record{emergency, reviewStep(events.ReviewOpen, deadline), reviewStep(events.ReviewApproved, deadline, approve)}, nil, ""},
+		{"approved late", []events.Record{emergency, reviewStep(events.ReviewOverdue, deadline), reviewStep(events.ReviewApproved, deadline, approve)}, nil, ""},
+		{"normal change", []events.Record{normal}, nil, ""},
+		{"clean-up change", []events.Record{cleanup}, nil, ""},
+		{"approved before its steps were evidenced", []events.Record{emergency}, storedApproved, ""},
+		{"an evidenced step wins over the stored review", []events.Record{emergency, reviewStep(events.ReviewOpen, deadline)}, storedApproved,
+			"post-change review open until"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ans := closureAnswer("CHG1", tc.records, nil, now)
+			ans := closureAnswer("CHG1", tc.records, nil, tc.stored, now)
 			if tc.reason == "" {
 				if !ans.MayClose {
 					t.Fatalf("answer = %+v, want yes", ans)
@@ -65,5 +70,24 @@ func TestClosureAnswerFollowsTheReview(t *testing.T) {
 				t.Errorf("status = %q, want the change record's (a review step is not the change record)", ans.Status)
 			}
 		})
+	}
+}
+
+func TestAwaitsReviewStep(t *testing.T) {
+	emergency := record(events.TriggerEmergency, nil, nil)
+	emergency.Data.ChangeType = events.ChangeEmergency
+	normal := record(events.TriggerEvent, nil, nil)
+	for name, tc := range map[string]struct {
+		records []events.Record
+		want    bool
+	}{
+		"emergency without a step": {[]events.Record{emergency}, true},
+		"emergency with a step":    {[]events.Record{emergency, reviewStep(events.ReviewOpen, time.Time{})}, false},
+		"normal change":            {[]events.Record{normal}, false},
+		"no record":                {nil, false},
+	} {
+		if got := awaitsReviewStep(tc.records); got != tc.want {
+			t.Errorf("%s: awaitsReviewStep = %v, want %v", name, got, tc.want)
+		}
 	}
 }

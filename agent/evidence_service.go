@@ -99,11 +99,17 @@ func (s *evidenceService) check(ctx context.Context, changeID string) (events.Cl
 	if err != nil {
 		return events.ClosureAnswer{}, fmt.Errorf("reading the journal failed: %w", err)
 	}
+	var stored *events.Review
+	if awaitsReviewStep(records) {
+		if stored, err = s.journal.storedReview(ctx, changeID); err != nil {
+			return events.ClosureAnswer{}, fmt.Errorf("reading the post-change review failed: %w", err)
+		}
+	}
 	now := time.Now()
 	if s.clock != nil {
 		now = s.clock.Now()
 	}
-	return closureAnswer(changeID, records, entries, now), nil
+	return closureAnswer(changeID, records, entries, stored, now), nil
 }
 
 func (s *evidenceService) respond(r micro.Request, v any) {
