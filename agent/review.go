@@ -124,12 +124,16 @@ func (r *reviews) flush(ctx context.Context, rec reviewRecord, rev uint64) error
 		if err := r.publishRecord(ctx, rec.PendingRecord, rec.Review); err != nil {
 			return err
 		}
-		if err := r.sealReviewStep(ctx, rec.PendingRecord, rec.Review); err != nil {
-			return err
-		}
 	}
 	if rec.PendingCleanup {
 		if err := r.p.publishWork(ctx, r.cleanupChange(rec)); err != nil {
+			return err
+		}
+	}
+	// The step's sealed evidence comes last, so a signer that is down does not hold up the
+	// clean-up; a retry publishes the record and the clean-up again under their fixed ids.
+	if rec.PendingRecord != "" {
+		if err := r.sealReviewStep(ctx, rec.PendingRecord, rec.Review); err != nil {
 			return err
 		}
 	}
