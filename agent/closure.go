@@ -17,14 +17,22 @@ import (
 // closureAnswer decides whether a change may be closed from its evidence records (in stream
 // order) and its journal entries: yes only when there is a change record, every credential's
 // latest evidence says rotated or revoked with its old credential retired, nothing is still in
-// progress in the journal, and no entitlement drift is open.
-func closureAnswer(changeID string, records []events.Record, entries []journalEntry, now time.Time) events.ClosureAnswer {
+// progress in the journal, no entitlement drift is open, and, for an emergency change, a
+// reviewer approved its post-change review. The review is the latest review step in the
+// records; stored, the review as the journal bucket holds it, stands in when there is none
+// (a review attested before its steps were evidenced, or one whose opening is being published).
+func closureAnswer(changeID string, records []events.Record, entries []journalEntry, stored *events.Review, now time.Time) events.ClosureAnswer {
 	ans := events.ClosureAnswer{ChangeID: changeID, Records: len(records), CheckedAt: now.UTC(), Reasons: []string{}}
 	var change *events.Evidence
+	review := stored
 	latest := map[string]events.CredentialEvidence{}
 	var order []string
 	for i := range records {
 		ev := records[i].Data
+		if ev.IsReviewStep() {
+			review = ev.Review
+			continue
+		}
 		if ev.Trigger != events.TriggerSchedule {
 			change = &records[i].Data
 		}
@@ -41,6 +49,11 @@ func closureAnswer(changeID string, records []events.Record, entries []journalEn
 		ans.Status = change.Status
 		if change.Status == events.StatusRejected {
 			ans.Reasons = append(ans.Reasons, "the agent refused to act on the change (status rejected)")
+		}
+		if change.ChangeType == events.ChangeEmergency {
+			if reason := reviewReason(review, now); reason != "" {
+				ans.Reasons = append(ans.Reasons, reason)
+			}
 		}
 	}
 	for _, id := range order {

@@ -60,7 +60,7 @@ func TestClosureAnswer(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ans := closureAnswer("CHG1", tc.records, tc.entries, now)
+			ans := closureAnswer("CHG1", tc.records, tc.entries, nil, now)
 			if ans.MayClose != (len(tc.reasons) == 0) || len(ans.Reasons) != len(tc.reasons) {
 				t.Fatalf("answer = %+v, want reasons %q", ans, tc.reasons)
 			}

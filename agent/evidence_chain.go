@@ -67,15 +67,32 @@ func (s *sealer) publish(ctx context.Context, rec events.Record) (events.Record,
 		if events.RecordHash(head.Record) != head.SHA256 {
 			return rec, fmt.Errorf("evidence chain head of %s holds a record that does not match its hash", s.agentID)
 		}
-		if _, err := s.js.Publish(ctx, head.Subject, head.Record, jetstream.WithMsgID(head.RecordID)); err != nil {
+		ack, err := s.js.Publish(ctx, head.Subject, head.Record, jetstream.WithMsgID(head.RecordID))
+		if err != nil {
 			return rec, fmt.Errorf("publish pending evidence record %s: %w", head.RecordID, err)
 		}
 		sealed, decodeErr := events.DecodeRecord(head.Record)
+		lost := false
+		if ack.Duplicate && decodeErr == nil {
+			if lost, err = s.lostTo(ctx, sealed, head.SHA256); err != nil {
+				return rec, err
+			}
+		}
 		head.Pending, head.Record = false, nil
+		if lost {
+			// Another record with this id (another replica's) was stored while this one waited:
+			// this one is not in the stream, so the chain steps back to the link before it.
+			s.log.WithField(FieldChangeID, sealed.Data.ChangeID).Info("pending evidence record already in the stream from another publisher; not chained")
+			head.Sequence, head.SHA256 = sealed.Data.Chain.Sequence-1, sealed.Data.Chain.PreviousSHA256
+			head.RecordID, head.Subject = "", ""
+		}
 		if rev, err = s.putHead(ctx, head, rev); err != nil {
 			return rec, err
 		}
-		if head.RecordID == rec.ID && decodeErr == nil {
+		if sealed.ID == rec.ID && decodeErr == nil {
+			if lost {
+				return s.stored(ctx, rec)
+			}
 			return sealed, nil // this very record was sealed before and is now published
 		}
 	}
@@ -118,6 +135,27 @@ func (s *sealer) publish(ctx context.Context, rec events.Record) (events.Record,
 		s.log.WithError(err).Warn("confirm evidence chain head failed")
 	}
 	return sealed, nil
+}
+
+// lostTo reports whether the stream holds a different record under the id of sealed, a
+// reserved record whose publish was just de-duplicated: then sealed was never stored. It is
+// false when the stored record is sealed itself (published before a crash, unconfirmed).
+func (s *sealer) lostTo(ctx context.Context, sealed events.Record, hash string) (bool, error) {
+	records, err := ChangeRecords(ctx, s.js, s.stream, s.subjects, sealed.Data.ChangeID)
+	if err != nil {
+		return false, fmt.Errorf("read back pending evidence record %s: %w", sealed.ID, err)
+	}
+	for _, r := range records {
+		if r.ID != sealed.ID {
+			continue
+		}
+		line, err := events.Canonical(r)
+		if err != nil {
+			return false, err
+		}
+		return events.RecordHash(line) != hash, nil
+	}
+	return false, nil
 }
 
 // stored returns the record with rec's id as the stream holds it, so the journal keeps the

@@ -156,3 +156,57 @@ func TestSealerRefusesACorruptPendingRecord(t *testing.T) {
 		t.Fatal("published over a chain head whose record does not match its hash")
 	}
 }
+
+// An agent that reserved a record and died before publishing it, while another agent published
+// its own record with the same id (a review step or a redelivered change handled elsewhere),
+// does not chain its copy: the stream keeps the other agent's record, and the first agent's
+// chain goes on from the link before its reserved record, so the export verifies.
+func TestSealerStepsBackWhenAPendingRecordLostToAnotherAgent(t *testing.T) {
+	f := newChainFixture(t)
+	ctx := context.Background()
+	a, b := f.sealer("agent-a"), f.sealer("agent-b")
+	first, err := a.publish(ctx, unsealed("agent-a", "CHG1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Agent a reserves its record of CHG2 in its chain head, then dies.
+	head, rev, err := a.head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reserved := unsealed("agent-a", "CHG2")
+	reserved.Data.Chain = &events.ChainLink{Sequence: head.Sequence + 1, PreviousSHA256: head.SHA256}
+	sign := func(msg []byte) (events.Signature, error) { return f.sign.Sign(ctx, msg) }
+	_, line, err := evidence.Seal(sign, reserved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.putHead(ctx, chainHead{Sequence: 2, SHA256: events.RecordHash(line), RecordID: reserved.ID,
+		Subject: f.subj.Evidence("CHG2"), Record: line, Pending: true}, rev); err != nil {
+		t.Fatal(err)
+	}
+	// Agent b publishes the same record id with its own content.
+	theirs, err := b.publish(ctx, unsealed("agent-b", "CHG2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Agent a comes back and publishes its next record.
+	next, err := a.publish(ctx, unsealed("agent-a", "CHG3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstLine, _ := events.Canonical(first)
+	if next.Data.Chain.Sequence != 2 || next.Data.Chain.PreviousSHA256 != events.RecordHash(firstLine) {
+		t.Errorf("next record of agent a links %+v, want sequence 2 after its first record", next.Data.Chain)
+	}
+	records, err := ChangeRecords(ctx, f.js, f.cfg.EvidenceStream, f.subj, "CHG2")
+	if err != nil || len(records) != 1 || records[0].Data.Agent.ID != "agent-b" {
+		t.Fatalf("records of CHG2: %+v, %v; want agent b's only", records, err)
+	}
+	if theirs.Data.Agent.ID != "agent-b" {
+		t.Errorf("agent b published %+v", theirs.Data.Agent)
+	}
+	if rep, n := f.export(t); n != 3 || !rep.OK || len(rep.Chains) != 2 {
+		t.Errorf("export of %d records: %+v", n, rep)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/internal/clock"
 )
 
 // evidenceServiceVersion is the version of the request/reply contract (micro needs semver).
@@ -24,6 +25,8 @@ type evidenceService struct {
 	subjects events.Subjects
 	journal  *journal
 	log      logrus.FieldLogger
+	// clock decides whether a post-change review is past its deadline; the real clock when nil.
+	clock clock.Clock
 }
 
 // startEvidenceService registers the evidence service (a NATS micro service, queue group
@@ -96,7 +99,17 @@ func (s *evidenceService) check(ctx context.Context, changeID string) (events.Cl
 	if err != nil {
 		return events.ClosureAnswer{}, fmt.Errorf("reading the journal failed: %w", err)
 	}
-	return closureAnswer(changeID, records, entries, time.Now()), nil
+	var stored *events.Review
+	if awaitsReviewStep(records) {
+		if stored, err = s.journal.storedReview(ctx, changeID); err != nil {
+			return events.ClosureAnswer{}, fmt.Errorf("reading the post-change review failed: %w", err)
+		}
+	}
+	now := time.Now()
+	if s.clock != nil {
+		now = s.clock.Now()
+	}
+	return closureAnswer(changeID, records, entries, stored, now), nil
 }
 
 func (s *evidenceService) respond(r micro.Request, v any) {

@@ -173,6 +173,7 @@ func (p *pipeline) reconcile(ctx context.Context, ev *events.ChangeEvent, log lo
 	}
 	env := p.evidenceEnvelope(ev.Data.ID, ev.ID, ev.Data.Type, ev.Data.EvidenceTrigger(), started, creds)
 	env.Data.RelatedChangeID = ev.Data.RelatedChangeID
+	env.Data.Review = p.reviews.outcomeFor(ctx, ev.Data)
 	withEntitlements(&env, ents)
 	return env, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/internal/failpoint"
 	"github.com/rotation-agent/rotation-agent/schedule"
 )
 
@@ -129,6 +130,13 @@ func (r *reviews) flush(ctx context.Context, rec reviewRecord, rev uint64) error
 			return err
 		}
 	}
+	// The step's sealed evidence comes last, so a signer that is down does not hold up the
+	// clean-up; a retry publishes the record and the clean-up again under their fixed ids.
+	if rec.PendingRecord != "" {
+		if err := r.sealReviewStep(ctx, rec.PendingRecord, rec.Review); err != nil {
+			return err
+		}
+	}
 	rec.PendingRecord, rec.PendingCleanup = "", false
 	_, err := r.update(ctx, rec, rev)
 	if errors.Is(err, errStaleJournal) {
@@ -182,6 +190,13 @@ func (r *reviews) attest(ctx context.Context, req events.AttestRequest) (events.
 		if s := rec.Review.Status; s == events.ReviewApproved || s == events.ReviewRejected {
 			return rec.Review, fmt.Errorf("review of %s is already %s", req.ChangeID, s)
 		}
+		if rec.PendingRecord != "" || rec.PendingCleanup {
+			// Publish the previous step (its record and evidence) before this one replaces it.
+			if err := r.flush(ctx, rec, rev); err != nil {
+				return events.Review{}, fmt.Errorf("publish the previous step of the review of %s: %w", req.ChangeID, err)
+			}
+			continue
+		}
 		rec.Review.Attestations = append(rec.Review.Attestations, events.Attestation{By: req.By, Decision: req.Decision, Note: req.Note, At: r.p.clock.Now().UTC()})
 		rec.Review.Event = events.ReviewAttested
 		rec.Review.Status = events.ReviewApproved
@@ -197,6 +212,7 @@ func (r *reviews) attest(ctx context.Context, req events.AttestRequest) (events.
 		if err != nil {
 			return events.Review{}, err
 		}
+		failpoint.Hit(failpoint.AfterReviewRecorded)
 		r.p.log.WithFields(logrus.Fields{FieldChangeID: req.ChangeID, "decision": req.Decision, "by": req.By}).Info("post-change review attested")
 		if err := r.flush(ctx, rec, newRev); err != nil {
 			r.p.log.WithError(err).WithField(FieldChangeID, req.ChangeID).Warn("publish attestation failed; the sweep retries it")
@@ -264,7 +280,8 @@ func (r *reviews) sweep(ctx context.Context) {
 				rec.RemindersSent, rec.Review.Event = sent, events.ReviewReminder
 				rec.PendingRecord = fmt.Sprintf("review:%s:reminder:%d", rec.Review.ChangeID, sent)
 			case schedule.StepOverdue:
-				rec.Review.Status, rec.Review.Event = events.ReviewOverdue, events.ReviewEscalate
+				escalated := now.UTC()
+				rec.Review.Status, rec.Review.Event, rec.Review.EscalatedAt = events.ReviewOverdue, events.ReviewEscalate, &escalated
 				rec.PendingRecord = "review:" + rec.Review.ChangeID + ":overdue"
 				r.startCleanup(&rec)
 			}
@@ -277,6 +294,7 @@ func (r *reviews) sweep(ctx context.Context) {
 				continue
 			}
 			rev = newRev
+			failpoint.Hit(failpoint.AfterReviewRecorded)
 			log.WithFields(logrus.Fields{"event": rec.Review.Event, "deadline": rec.Review.Deadline.Format(time.RFC3339)}).Warn("post-change review needs attention")
 		}
 		if err := r.flush(ctx, rec, rev); err != nil {

@@ -166,7 +166,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	}
 	defer stopServices()
 	svc, err := startEvidenceService(nc, &evidenceService{js: js, stream: cfg.NATS.EvidenceStream, subjects: subjects,
-		journal: p.journal, log: log.WithField("component", "evidence-service")})
+		journal: p.journal, log: log.WithField("component", "evidence-service"), clock: p.clock})
 	if err != nil {
 		return err
 	}

@@ -377,6 +377,7 @@ func TestPublishedExamplesMatchSchemas(t *testing.T) {
 		{"evidence.json", evidenceSchema, TypeEvidence, strictDecode[Envelope[Evidence]]},
 		{"evidence-no-credentials.json", evidenceSchema, TypeEvidence, strictDecode[Envelope[Evidence]]},
 		{"evidence-drift.json", evidenceSchema, TypeEvidence, strictDecode[Envelope[Evidence]]},
+		{"evidence-review.json", evidenceSchema, TypeEvidence, strictDecode[Envelope[Evidence]]},
 		{"rejection.json", rejectionSchema, TypeRejection, strictDecode[Envelope[Rejection]]},
 	}
 	covered := map[string]bool{}
@@ -487,6 +488,12 @@ func TestEvidenceSchemaRefuses(t *testing.T) {
 			data(d)["status"] = "reconciled"
 		}},
 		{"bad time", "evidence.json", func(d map[string]any) { data(d)["finished_at"] = "14/03/2025" }},
+		{"unknown review status", "evidence-review.json", func(d map[string]any) {
+			data(d)["review"].(map[string]any)["status"] = "waived"
+		}},
+		{"attestation without by", "evidence-review.json", func(d map[string]any) {
+			delete(data(d)["review"].(map[string]any)["attestations"].([]any)[0].(map[string]any), "by")
+		}},
 		{"negative duration", "evidence.json", func(d map[string]any) { cred(d)["duration_ms"] = -1 }},
 		{"agent without version", "evidence.json", func(d map[string]any) {
 			delete(data(d)["agent"].(map[string]any), "version")
@@ -629,6 +636,11 @@ func evidenceEnvelope(ct ChangeType, creds []CredentialEvidence, full bool) Enve
 		env.Data.RelatedChangeID = "CHG0031336"
 		env.Data.Entitlements = []EntitlementEvidence{fullEntitlement()}
 		env.Data.Controls = ControlsFor(env.Data)
+		escalated := testStart.Add(24 * time.Hour)
+		env.Data.Review = &Review{ChangeID: "CHG0031336", Status: ReviewApproved, Event: ReviewAttested, OpenedAt: testStart,
+			Deadline: testStart.Add(24 * time.Hour), Environments: []string{"production"},
+			Attestations: []Attestation{{By: "alice", Decision: DecisionApprove, Note: "checked", At: testStart.Add(25 * time.Hour)}},
+			Granted:      []string{"token:token/a"}, CleanupChangeID: "review:CHG0031336", EscalatedAt: &escalated, Agent: testAgent}
 		env.Data.Chain = &ChainLink{Sequence: 7, PreviousSHA256: strings.Repeat("ab", 32)}
 		env.Data.Signature = &Signature{Algorithm: SignatureAlgorithm, KeyID: "transit:transit/evidence", KeyVersion: 2,
 			Value: strings.Repeat("A", 86) + "=="}

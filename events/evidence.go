@@ -130,6 +130,11 @@ type Evidence struct {
 	Entitlements []EntitlementEvidence `json:"entitlements,omitempty"`
 	// Controls lists the controls this record evidences (see ControlsFor).
 	Controls []string `json:"controls,omitempty"`
+	// Review is set on the records of a post-change review (trigger review, status
+	// no_credentials): the review of the emergency change as it stood after the step the record
+	// evidences (opened, an attestation, the overdue escalation). A clean-up change's record
+	// carries the review that started it.
+	Review *Review `json:"review,omitempty"`
 	// Chain links the record to the previous record of the same agent.
 	Chain *ChainLink `json:"chain,omitempty"`
 	// Signature signs the record; see SigningBytes for what exactly is signed.

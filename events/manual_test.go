@@ -61,7 +61,7 @@ func TestReviewTypesMatchSchemas(t *testing.T) {
 	at := time.Date(2026, 11, 30, 6, 0, 0, 0, time.UTC)
 	review := Review{ChangeID: "CHG1", Status: ReviewRejected, Event: ReviewAttested, OpenedAt: at, Deadline: at.Add(24 * time.Hour),
 		Environments: []string{"production"}, Attestations: []Attestation{{By: "alice", Decision: DecisionReject, Note: "n", At: at}},
-		Granted: []string{"token:token/acc"}, CleanupChangeID: "review:CHG1", Agent: AgentInfo{ID: "a", Version: "v"}}
+		Granted: []string{"token:token/acc"}, CleanupChangeID: "review:CHG1", EscalatedAt: &at, Agent: AgentInfo{ID: "a", Version: "v"}}
 	env := Envelope[Review]{SpecVersion: SpecVersion, ID: "review:CHG1:attested:1", Source: "rotation-agent/a", Type: TypeReview,
 		Subject: "CHG1", Time: at, DataContentType: "application/json", Data: review}
 	raw, _ := json.Marshal(env)

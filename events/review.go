@@ -62,8 +62,11 @@ type Review struct {
 	Granted []string `json:"granted,omitempty"`
 	// CleanupChangeID is the change the clean-up runs as; its evidence names this change as
 	// related_change_id.
-	CleanupChangeID string    `json:"cleanup_change_id,omitempty"`
-	Agent           AgentInfo `json:"agent"`
+	CleanupChangeID string `json:"cleanup_change_id,omitempty"`
+	// EscalatedAt is when the deadline passed without an attestation and the escalation was
+	// published; it stays set when a late attestation follows.
+	EscalatedAt *time.Time `json:"escalated_at,omitempty"`
+	Agent       AgentInfo  `json:"agent"`
 }
 
 // AttestRequest is a reviewer's attestation, sent as a NATS request on Subjects.ReviewAttest.
@@ -79,4 +82,12 @@ type ReviewReply struct {
 	// Error, when set, says why the request was refused.
 	Error   string   `json:"error,omitempty"`
 	Reviews []Review `json:"reviews"`
+}
+
+// IsReviewStep reports whether an evidence record evidences a step of its own change's
+// post-change review (opened, attested, overdue) rather than work on credentials. A clean-up
+// change's record also carries a review, that of the emergency change it follows up, and is
+// not a review step.
+func (e Evidence) IsReviewStep() bool {
+	return e.Trigger == TriggerReview && e.Review != nil && e.Review.ChangeID == e.ChangeID
 }

@@ -206,7 +206,7 @@ func watch(ctx context.Context, nc *nats.Conn, stream string, subjects events.Su
 	}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		var env events.Envelope[events.Evidence]
-		if json.Unmarshal(m.Data(), &env) == nil && env.Data.ChangeID == changeID {
+		if json.Unmarshal(m.Data(), &env) == nil && env.Data.ChangeID == changeID && !env.Data.IsReviewStep() {
 			select {
 			case w.evidence <- env:
 			default:

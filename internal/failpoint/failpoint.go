@@ -35,6 +35,10 @@ const (
 	// AfterEvidencePublished is reached once an evidence record is published, before the chain
 	// head records that and before the journal keeps it.
 	AfterEvidencePublished = "after-evidence-published"
+	// AfterReviewRecorded is reached once a post-change review step (an attestation, a
+	// reminder, the escalation) is recorded in the journal bucket with its publication pending,
+	// before the review record and its evidence are published.
+	AfterReviewRecorded = "after-review-recorded"
 	// AfterDelivery is reached in sidecar mode after a part of a delivery is recorded in the
 	// journal; the part (written, notified, confirmed) follows it.
 	AfterDelivery = "after-delivery-"
