@@ -130,7 +130,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if err := checkSigner(startCtx, signer, log.WithField("component", "evidence")); err != nil {
+	if err := checkSigner(startCtx, cfg.Evidence, signer, log.WithField("component", "evidence")); err != nil {
 		return err
 	}
 	p := &pipeline{

@@ -177,5 +177,13 @@ path "identity/group/name/+" {
 path "sys/capabilities-accessor" {
   capabilities = ["update"]
 }
-# The evidence signer with ROTATION_AGENT_EVIDENCE_SIGNER=transit uses transit/sign/+ and
-# transit/keys/+ above; narrow them to the signing key if the agent rotates no transit key.
+# Evidence signing (ROTATION_AGENT_EVIDENCE_SIGNER=transit, the default, with the default key
+# rotation-agent-evidence): sign every record, and read the key's public keys at start-up and for
+# `evidence keys`. The transit rules above cover these paths too; if the agent rotates no transit
+# key, delete those and keep only these two.
+path "transit/sign/rotation-agent-evidence" {
+  capabilities = ["update"]
+}
+path "transit/keys/rotation-agent-evidence" {
+  capabilities = ["read"]
+}
