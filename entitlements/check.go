@@ -88,6 +88,13 @@ func (c *Checker) Check(ctx context.Context, a Approval) (events.EntitlementEvid
 		return out, nil
 	}
 	out.Remediation = rem
+	if rem.Verified && capDrift {
+		// The capabilities above are those before the remediation; measure them again.
+		after, err := c.capabilities(ctx, id, a.Capabilities)
+		if err == nil {
+			capDrift = remeasured(out.Capabilities, after)
+		}
+	}
 	if rem.Verified && !capDrift {
 		out.Status = events.EntitlementRemediated
 	}
@@ -220,6 +227,34 @@ func (c *Checker) accessorCapabilities(ctx context.Context, accessor, path strin
 		actual = stringList(sec.Data["capabilities"])
 	}
 	return actual, nil
+}
+
+// remeasured notes on each capability result what a measurement after remediation found, and
+// reports whether drift remains (a path that could not be measured again counts as drift).
+func remeasured(before, after []events.CapabilityEvidence) bool {
+	drift := false
+	for i := range before {
+		if i >= len(after) || before[i].Path != after[i].Path {
+			return true
+		}
+		a := after[i]
+		var found string
+		switch a.Status {
+		case events.CapabilityMatch:
+			found = "after remediation: match"
+		case events.CapabilityDrift:
+			drift = true
+			found = fmt.Sprintf("after remediation: still drift (extra %v, missing %v)", a.Extra, a.Missing)
+		default:
+			drift = drift || before[i].Status == events.CapabilityDrift
+			found = "after remediation: not measured"
+		}
+		if before[i].Note != "" {
+			found = before[i].Note + "; " + found
+		}
+		before[i].Note = found
+	}
+	return drift
 }
 
 // remediate writes the approved policies and reads them back.

@@ -231,3 +231,25 @@ func TestCapabilitiesNotComputedWithoutAProbe(t *testing.T) {
 		})
 	}
 }
+
+func TestRemeasuredNotesWhatRemediationLeft(t *testing.T) {
+	drift := events.CapabilityEvidence{Path: "p", Status: events.CapabilityDrift, Extra: []string{"update"}}
+	tests := []struct {
+		name      string
+		after     events.CapabilityEvidence
+		wantDrift bool
+		wantNote  string
+	}{
+		{"match", events.CapabilityEvidence{Path: "p", Status: events.CapabilityMatch}, false, "after remediation: match"},
+		{"still drift", events.CapabilityEvidence{Path: "p", Status: events.CapabilityDrift, Extra: []string{"update"}}, true, "after remediation: still drift (extra [update], missing [])"},
+		{"not measured", events.CapabilityEvidence{Path: "p", Status: events.CapabilityNotComputed}, true, "after remediation: not measured"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := []events.CapabilityEvidence{drift}
+			if got := remeasured(before, []events.CapabilityEvidence{tc.after}); got != tc.wantDrift || before[0].Note != tc.wantNote || before[0].Status != events.CapabilityDrift {
+				t.Errorf("remeasured = %v, %+v; want drift %v and note %q, the drift found kept", got, before[0], tc.wantDrift, tc.wantNote)
+			}
+		})
+	}
+}
