@@ -232,12 +232,15 @@ func (c *Checker) accessorCapabilities(ctx context.Context, accessor, path strin
 // remeasured notes on each capability result what a measurement after remediation found, and
 // reports whether drift remains (a path that could not be measured again counts as drift).
 func remeasured(before, after []events.CapabilityEvidence) bool {
+	if len(after) != len(before) {
+		return true
+	}
 	drift := false
-	for i := range before {
-		if i >= len(after) || before[i].Path != after[i].Path {
+	for i, a := range after {
+		b := &before[i]
+		if b.Path != a.Path {
 			return true
 		}
-		a := after[i]
 		var found string
 		switch a.Status {
 		case events.CapabilityMatch:
@@ -246,13 +249,13 @@ func remeasured(before, after []events.CapabilityEvidence) bool {
 			drift = true
 			found = fmt.Sprintf("after remediation: still drift (extra %v, missing %v)", a.Extra, a.Missing)
 		default:
-			drift = drift || before[i].Status == events.CapabilityDrift
+			drift = drift || b.Status == events.CapabilityDrift
 			found = "after remediation: not measured"
 		}
-		if before[i].Note != "" {
-			found = before[i].Note + "; " + found
+		if b.Note != "" {
+			found = b.Note + "; " + found
 		}
-		before[i].Note = found
+		b.Note = found
 	}
 	return drift
 }

@@ -226,7 +226,7 @@ func (p *probeLogin) destroySecretID(ctx context.Context) error {
 	}
 	sec, listErr := logical.ListWithContext(ctx, rolePath+"/secret-id")
 	if listErr != nil {
-		return fmt.Errorf("%w (and listing the role's secret ids failed: %v)", err, listErr)
+		return fmt.Errorf("%w (and listing the role's secret ids failed: %w)", err, listErr)
 	}
 	if sec == nil || !slices.Contains(stringList(sec.Data["keys"]), p.secretIDAccessor) {
 		return nil
