@@ -395,9 +395,10 @@ func TestChartDefaults(t *testing.T) {
 		"ROTATION_AGENT_LOG_LEVEL":              "info",
 		"ROTATION_AGENT_SUBJECT_PREFIX":         "rotation",
 		// Evidence is signed by default, with a transit key the operator creates.
-		"ROTATION_AGENT_EVIDENCE_SIGNER":        "transit",
-		"ROTATION_AGENT_EVIDENCE_TRANSIT_MOUNT": "transit",
-		"ROTATION_AGENT_EVIDENCE_TRANSIT_KEY":   "rotation-agent-evidence",
+		"ROTATION_AGENT_EVIDENCE_SIGNER":             "transit",
+		"ROTATION_AGENT_EVIDENCE_TRANSIT_MOUNT":      "transit",
+		"ROTATION_AGENT_EVIDENCE_TRANSIT_KEY":        "rotation-agent-evidence",
+		"ROTATION_AGENT_EVIDENCE_PROBE_CAPABILITIES": "true",
 	} {
 		if got := env[name].Value; got != want {
 			t.Errorf("%s = %q, want %q", name, got, want)

@@ -63,13 +63,21 @@ func (p *probeLogin) remember(value string) {
 	p.secrets = append(p.secrets, value)
 }
 
-// clientAs returns a client like the checker's that authenticates with token ("" for none).
+// clientAs returns a client like the checker's, in the same Vault namespace, that
+// authenticates with token ("" for none).
 func (p *probeLogin) clientAs(token string) (*vault.Client, error) {
 	client, err := p.c.Client.Clone()
 	if err != nil {
 		return nil, fmt.Errorf("prepare a Vault client: %w", err)
 	}
-	client.SetToken(token)
+	client.ClearToken()
+	if token != "" {
+		client.SetToken(token)
+	}
+	client.ClearNamespace()
+	if ns := p.c.Client.Namespace(); ns != "" {
+		client.SetNamespace(ns)
+	}
 	return client, nil
 }
 
@@ -181,7 +189,7 @@ func (p *probeLogin) release(ctx context.Context) string {
 	var left []string
 	if p.token != "" {
 		if err := p.revokeToken(ctx); err != nil {
-			left = append(left, fmt.Sprintf("the probe token (accessor %s) could not be revoked and expires within %s: %v", p.accessor, probeTTL, err))
+			left = append(left, fmt.Sprintf("the probe token (accessor %s) could not be revoked and expires with its TTL: %v", p.accessor, err))
 		}
 	}
 	if p.secretIDAccessor != "" {

@@ -174,7 +174,7 @@ func TestProbeFailuresLeaveCapabilitiesNotComputedAndCleanUp(t *testing.T) {
 				f.On("PUT auth/token/revoke-accessor", vaultfake.Fail(http.StatusInternalServerError, "internal error"))
 				f.On("PUT auth/token/lookup-accessor", vaultfake.OK(map[string]any{"accessor": "tok-acc-2"}))
 			},
-			note:    "the probe token (accessor tok-acc-2) could not be revoked and expires within 60s",
+			note:    "the probe token (accessor tok-acc-2) could not be revoked and expires with its TTL",
 			cleanup: []string{"PUT auth/token/revoke-self", "PUT auth/token/revoke-accessor"},
 			handed:  []string{probeToken},
 		},
