@@ -253,3 +253,31 @@ func TestRemeasuredNotesWhatRemediationLeft(t *testing.T) {
 		})
 	}
 }
+
+// The probe's own clients (the login, the probe token's requests) stay in the agent's Vault
+// namespace.
+func TestProbeKeepsTheVaultNamespace(t *testing.T) {
+	f, c, _ := probeChecker(t)
+	f.On("PUT sys/capabilities-self", vaultfake.OK(map[string]any{declaredPath: []string{"read"}}))
+	var mu sync.Mutex
+	var outside []string
+	c.Client = vaultfake.Client(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ns := r.Header.Get("X-Vault-Namespace"); ns != "team-a/" && ns != "team-a" {
+			mu.Lock()
+			outside = append(outside, vaultfake.Key(r)+" in namespace "+ns)
+			mu.Unlock()
+		}
+		f.ServeHTTP(w, r)
+	}), "agent-token")
+	c.Client.SetNamespace("team-a")
+	got, err := c.Check(context.Background(), probeApproval("approle:payments", "read"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Capabilities[0].Status != events.CapabilityMatch {
+		t.Errorf("capability = %+v, want a match", got.Capabilities[0])
+	}
+	if len(outside) != 0 || f.Count("PUT auth/approle/login") != 1 {
+		t.Errorf("requests outside the namespace: %v", outside)
+	}
+}
