@@ -14,15 +14,19 @@ const (
 
 // EvidenceConfig is how evidence records are signed and how entitlement drift is handled.
 type EvidenceConfig struct {
-	// Signer signs every evidence record: transit (a Vault transit ed25519 key), file (a local
-	// Ed25519 key) or none (records are hash-chained but unsigned; verification fails).
-	Signer string `split_words:"true" default:"none"`
+	// Signer signs every evidence record: transit (a Vault transit ed25519 key, the default),
+	// file (a local Ed25519 key) or none (records are hash-chained but unsigned; verification
+	// fails; for labs only, and the agent warns).
+	Signer string `split_words:"true" default:"transit"`
 	// KeyFile is the PEM (PKCS #8) Ed25519 private key of the file signer.
 	KeyFile string `split_words:"true"`
 	// TransitMount is the mount of the transit engine holding the signing key.
 	TransitMount string `split_words:"true" default:"transit"`
 	// TransitKey is the name of the ed25519 transit key that signs records.
-	TransitKey string `split_words:"true"`
+	TransitKey string `split_words:"true" default:"rotation-agent-evidence"`
+	// ProbeCapabilities measures the effective capabilities of an AppRole role or token role on
+	// declared paths by logging in as it once, with a single-use credential revoked at once.
+	ProbeCapabilities bool `split_words:"true" default:"true"`
 	// RemediateEntitlements writes the approved policies back to an identity in drift.
 	RemediateEntitlements bool `split_words:"true"`
 }

@@ -130,7 +130,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if err := checkSigner(startCtx, signer, log.WithField("component", "evidence")); err != nil {
+	if err := checkSigner(startCtx, cfg.Evidence, signer, log.WithField("component", "evidence")); err != nil {
 		return err
 	}
 	p := &pipeline{
@@ -154,7 +154,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		clock:          opts.Clock,
 		sealer: &sealer{js: js, kv: res.journal, signer: signer, subjects: subjects, stream: cfg.NATS.EvidenceStream, agentID: cfg.AgentID,
 			log: log.WithField("component", "evidence")},
-		entitlements: &entitlements.Checker{Client: vs.client, Remediate: cfg.Evidence.RemediateEntitlements},
+		entitlements: &entitlements.Checker{Client: vs.client, Remediate: cfg.Evidence.RemediateEntitlements, Probe: cfg.Evidence.ProbeCapabilities, Secrets: redactor},
 		sidecar:      sc,
 	}
 	if p.clock == nil {

@@ -394,6 +394,11 @@ func TestChartDefaults(t *testing.T) {
 		"ROTATION_AGENT_NATS_BIND_STREAMS":      "false",
 		"ROTATION_AGENT_LOG_LEVEL":              "info",
 		"ROTATION_AGENT_SUBJECT_PREFIX":         "rotation",
+		// Evidence is signed by default, with a transit key the operator creates.
+		"ROTATION_AGENT_EVIDENCE_SIGNER":             "transit",
+		"ROTATION_AGENT_EVIDENCE_TRANSIT_MOUNT":      "transit",
+		"ROTATION_AGENT_EVIDENCE_TRANSIT_KEY":        "rotation-agent-evidence",
+		"ROTATION_AGENT_EVIDENCE_PROBE_CAPABILITIES": "true",
 	} {
 		if got := env[name].Value; got != want {
 			t.Errorf("%s = %q, want %q", name, got, want)
@@ -487,6 +492,7 @@ func TestChartSecretsInventoryAndServiceMonitor(t *testing.T) {
 		"ROTATION_AGENT_NATS_CERT":                     "rotation-agent-nats-tls",
 		"ROTATION_AGENT_NATS_KEY":                      "rotation-agent-nats-tls",
 		"ROTATION_AGENT_VAULT_CA_CERT":                 "vault-ca",
+		"ROTATION_AGENT_EVIDENCE_KEY_FILE":             "rotation-agent-evidence-key",
 	} {
 		dir := mountOf(t, pod, c, source)
 		if got := env[setting].Value; !strings.HasPrefix(got, dir+"/") {
@@ -506,6 +512,9 @@ func TestChartSecretsInventoryAndServiceMonitor(t *testing.T) {
 	}
 	if env["ROTATION_AGENT_VAULT_APP_ROLE_SECRET_ID_WRAPPED"].Value != "true" {
 		t.Error("wrapped secret id not passed on")
+	}
+	if env["ROTATION_AGENT_EVIDENCE_SIGNER"].Value != "file" {
+		t.Errorf("evidence signer %q, want file", env["ROTATION_AGENT_EVIDENCE_SIGNER"].Value)
 	}
 	if env["ROTATION_AGENT_OVERLAP"].Value != "15m" {
 		t.Error("agent.extraEnv not passed on")
@@ -596,6 +605,8 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"approle without secret", []string{"vault.auth.method=approle", "vault.auth.approle.roleId=r"}, "secretName"},
 		{"unknown auth method", []string{"vault.auth.method=userpass"}, "method"},
 		{"nats creds without secret", []string{"nats.auth.type=creds"}, "secretName"},
+		{"file signer without secret", []string{"evidence.signer=file"}, "secretName"},
+		{"unknown evidence signer", []string{"evidence.signer=hsm"}, "signer"},
 		{"nats url with a password", []string{"nats.urls={nats://u:p@nats:4222}"}, "urls"},
 		{"unknown mode", []string{"mode=daemonset"}, "mode"},
 		{"misspelt value", []string{"replicas=3"}, "replicas"},

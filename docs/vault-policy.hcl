@@ -173,9 +173,25 @@ path "identity/entity/name/+" {
 path "identity/group/name/+" {
   capabilities = ["read"]
 }
-# Effective capabilities of a token identity (token:<accessor>) on declared sensitive paths.
+# Effective capabilities of a token identity (token:<accessor>) on declared sensitive paths, and
+# of a capability probe's token when the role's tokens lack the default policy.
 path "sys/capabilities-accessor" {
   capabilities = ["update"]
 }
-# The evidence signer with ROTATION_AGENT_EVIDENCE_SIGNER=transit uses transit/sign/+ and
-# transit/keys/+ above; narrow them to the signing key if the agent rotates no transit key.
+# Capability probes (ROTATION_AGENT_EVIDENCE_PROBE_CAPABILITIES, default on) of approle: and
+# token-role: identities need no rule of their own: they use the rules of the approle-secret-id
+# and token kinds above (role-id read; secret-id update, and list to confirm a spent secret id is
+# gone; secret-id-accessor/destroy; auth/token/create/<role>; revoke-accessor and lookup-accessor
+# when a probe token cannot revoke itself). The login and the probe token's own requests
+# (sys/capabilities-self, auth/token/revoke-self) are allowed by Vault's default policy, not
+# this one. If you narrow those rules to the roles the agent rotates, add the roles it probes.
+# Evidence signing (ROTATION_AGENT_EVIDENCE_SIGNER=transit, the default, with the default key
+# rotation-agent-evidence): sign every record, and read the key's public keys at start-up and for
+# `evidence keys`. The transit rules above cover these paths too; if the agent rotates no transit
+# key, delete those and keep only these two.
+path "transit/sign/rotation-agent-evidence" {
+  capabilities = ["update"]
+}
+path "transit/keys/rotation-agent-evidence" {
+  capabilities = ["read"]
+}

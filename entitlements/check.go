@@ -24,6 +24,11 @@ type Checker struct {
 	Client *vault.Client
 	// Remediate writes the approved policies back when they differ.
 	Remediate bool
+	// Probe measures the capabilities of AppRole roles and token roles on declared paths by a
+	// single-use login as the role (see probeCapabilities); without it they are not computed.
+	Probe bool
+	// Secrets learns the probe's secret id and token while they exist; nil for none.
+	Secrets SecretSink
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -83,6 +88,13 @@ func (c *Checker) Check(ctx context.Context, a Approval) (events.EntitlementEvid
 		return out, nil
 	}
 	out.Remediation = rem
+	if rem.Verified && capDrift {
+		// The capabilities above are those before the remediation; measure them again.
+		after, err := c.capabilities(ctx, id, a.Capabilities)
+		if err == nil {
+			capDrift = remeasured(out.Capabilities, after)
+		}
+	}
 	if rem.Verified && !capDrift {
 		out.Status = events.EntitlementRemediated
 	}
@@ -132,37 +144,65 @@ func (c *Checker) policies(ctx context.Context, id Identity) ([]string, error) {
 	return normalise(stringList(sec.Data[key])), nil
 }
 
-// capabilities compares the effective capabilities on declared paths. They are computed for
-// a token (sys/capabilities-accessor); for other identities no token is at hand and computing
-// them would take logging in as the identity or evaluating every attached policy, so they are
-// reported as not computed.
+// capabilities compares the effective capabilities on declared paths, as Vault evaluates them:
+// for a token with sys/capabilities-accessor; for an AppRole role or token role with a probe
+// login (when Probe is on). Entities and groups have no credential the agent could use without
+// holding theirs, so their capabilities are reported as not computed, as are those a probe
+// could not measure.
 func (c *Checker) capabilities(ctx context.Context, id Identity, declared map[string][]string) ([]events.CapabilityEvidence, error) {
 	paths := make([]string, 0, len(declared))
 	for p := range declared {
 		paths = append(paths, p)
 	}
 	sort.Strings(paths)
+	if len(paths) == 0 {
+		return []events.CapabilityEvidence{}, nil
+	}
+	var (
+		actual     map[string][]string
+		measuredBy string
+		note       string
+	)
+	switch {
+	case id.Kind == KindToken:
+		measuredBy = events.MeasuredByAccessor
+		actual = map[string][]string{}
+		for _, p := range paths {
+			caps, err := c.accessorCapabilities(ctx, id.Name, p)
+			if err != nil {
+				return nil, err
+			}
+			actual[p] = caps
+		}
+	case (id.Kind == KindAppRole || id.Kind == KindTokenRole) && c.Probe:
+		measuredBy = events.MeasuredByProbeLogin
+		var err error
+		var cleanup string
+		actual, cleanup, err = c.probeCapabilities(ctx, id, paths)
+		switch {
+		case err != nil && cleanup != "":
+			actual, note = nil, "not measured: "+err.Error()+"; "+cleanup
+		case err != nil:
+			actual, note = nil, "not measured: "+err.Error()
+		default:
+			note = cleanup
+		}
+	case id.Kind == KindAppRole || id.Kind == KindTokenRole:
+		note = "not measured: capability probes are off (ROTATION_AGENT_EVIDENCE_PROBE_CAPABILITIES=false); measuring them takes a single-use login as the " + id.Kind
+	default:
+		note = "effective capabilities need a token of the " + id.Kind + ", which the agent cannot obtain without the " + id.Kind + "'s own credentials; it does not evaluate policies itself"
+	}
 	out := make([]events.CapabilityEvidence, 0, len(paths))
 	for _, p := range paths {
-		ce := events.CapabilityEvidence{Path: p, Approved: normalise(declared[p])}
-		if id.Kind != KindToken {
+		ce := events.CapabilityEvidence{Path: p, Approved: normalise(declared[p]), Note: note}
+		got, ok := actual[p]
+		if !ok {
 			ce.Status = events.CapabilityNotComputed
-			ce.Note = "effective capabilities need a token of the identity (sys/capabilities-accessor); none is known for a " + id.Kind + ", and the agent does not log in as the identity or evaluate policies itself"
 			out = append(out, ce)
 			continue
 		}
-		sec, err := c.Client.Logical().WriteWithContext(ctx, "sys/capabilities-accessor", map[string]any{"accessor": id.Name, "paths": []string{p}})
-		if err != nil {
-			return nil, fmt.Errorf("sys/capabilities-accessor for %s: %w", p, err)
-		}
-		if sec == nil || sec.Data == nil {
-			return nil, fmt.Errorf("sys/capabilities-accessor for %s: empty response", p)
-		}
-		actual := stringList(sec.Data[p])
-		if actual == nil {
-			actual = stringList(sec.Data["capabilities"])
-		}
-		ce.Actual = normalise(actual)
+		ce.MeasuredBy = measuredBy
+		ce.Actual = normalise(got)
 		ce.Extra, ce.Missing = diff(ce.Actual, ce.Approved)
 		ce.Status = events.CapabilityMatch
 		if len(ce.Extra)+len(ce.Missing) > 0 {
@@ -171,6 +211,53 @@ func (c *Checker) capabilities(ctx context.Context, id Identity, declared map[st
 		out = append(out, ce)
 	}
 	return out, nil
+}
+
+// accessorCapabilities asks sys/capabilities-accessor for a token's capabilities on path.
+func (c *Checker) accessorCapabilities(ctx context.Context, accessor, path string) ([]string, error) {
+	sec, err := c.Client.Logical().WriteWithContext(ctx, "sys/capabilities-accessor", map[string]any{"accessor": accessor, "paths": []string{path}})
+	if err != nil {
+		return nil, fmt.Errorf("sys/capabilities-accessor for %s: %w", path, err)
+	}
+	if sec == nil || sec.Data == nil {
+		return nil, fmt.Errorf("sys/capabilities-accessor for %s: empty response", path)
+	}
+	actual := stringList(sec.Data[path])
+	if actual == nil {
+		actual = stringList(sec.Data["capabilities"])
+	}
+	return actual, nil
+}
+
+// remeasured notes on each capability result what a measurement after remediation found, and
+// reports whether drift remains (a path that could not be measured again counts as drift).
+func remeasured(before, after []events.CapabilityEvidence) bool {
+	if len(after) != len(before) {
+		return true
+	}
+	drift := false
+	for i, a := range after {
+		b := &before[i]
+		if b.Path != a.Path {
+			return true
+		}
+		var found string
+		switch a.Status {
+		case events.CapabilityMatch:
+			found = "after remediation: match"
+		case events.CapabilityDrift:
+			drift = true
+			found = fmt.Sprintf("after remediation: still drift (extra %v, missing %v)", a.Extra, a.Missing)
+		default:
+			drift = drift || b.Status == events.CapabilityDrift
+			found = "after remediation: not measured"
+		}
+		if b.Note != "" {
+			found = b.Note + "; " + found
+		}
+		b.Note = found
+	}
+	return drift
 }
 
 // remediate writes the approved policies and reads them back.

@@ -72,8 +72,20 @@ type CapabilityEvidence struct {
 	Actual   []string         `json:"actual,omitempty"`
 	Extra    []string         `json:"extra,omitempty"`
 	Missing  []string         `json:"missing,omitempty"`
-	Note     string           `json:"note,omitempty"`
+	// MeasuredBy says how Vault evaluated the capabilities (MeasuredByAccessor or MeasuredByProbeLogin); empty when
+	// they were not computed.
+	MeasuredBy string `json:"measured_by,omitempty"`
+	Note       string `json:"note,omitempty"`
 }
+
+// How effective capabilities were measured.
+const (
+	// MeasuredByAccessor means sys/capabilities-accessor with the token identity's accessor.
+	MeasuredByAccessor = "capabilities-accessor"
+	// MeasuredByProbeLogin means a single-use login as the role (an AppRole secret id or a
+	// token-role token), asked with sys/capabilities-self and revoked at once.
+	MeasuredByProbeLogin = "probe-login"
+)
 
 // Remediation is what the agent wrote to bring an identity back to its approved access.
 type Remediation struct {

@@ -78,6 +78,7 @@ func TestEvidenceCommandUsage(t *testing.T) {
 			t.Errorf("%q: exit %d, want %d", args, code, exitUsage)
 		}
 	}
+	t.Setenv("ROTATION_AGENT_EVIDENCE_SIGNER", "none")
 	code, _, stderr := run(t, "evidence", "keys")
 	if code != exitFailed || !strings.Contains(stderr, "EVIDENCE_SIGNER is none") {
 		t.Errorf("keys without a signer: exit %d, %s", code, stderr)

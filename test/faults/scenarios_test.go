@@ -16,6 +16,8 @@ type suite struct {
 	v      *harness.Vault
 	token  string
 	events int
+	// keyFile is the key agents sign their evidence with.
+	keyFile string
 }
 
 // row is one line of the reliability table.
@@ -57,6 +59,8 @@ func agentEnv(s *suite, vaultAddr, natsURLs string, extra ...string) []string {
 		"ROTATION_AGENT_SHUTDOWN_TIMEOUT=5s",
 		"ROTATION_AGENT_LOCK_TTL=3s",
 		"ROTATION_AGENT_METRICS_LISTEN=127.0.0.1:0",
+		"ROTATION_AGENT_EVIDENCE_SIGNER=file",
+		"ROTATION_AGENT_EVIDENCE_KEY_FILE=" + s.keyFile,
 	}, extra...)
 }
 

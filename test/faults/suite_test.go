@@ -11,7 +11,7 @@ import (
 // TestFaults runs every scenario against one in-process Vault. Each must end with every
 // change reconciled exactly once: no change lost, no credential rotated twice.
 func TestFaults(t *testing.T) {
-	s := &suite{v: harness.StartVault(t), events: *eventsPerScenario}
+	s := &suite{v: harness.StartVault(t), events: *eventsPerScenario, keyFile: harness.EvidenceKeyFile(t)}
 	s.token = s.v.AgentToken(t)
 	if err := s.v.Root.Sys().Mount("transit", &vaultapi.MountInput{Type: "transit"}); err != nil {
 		t.Fatalf("mount transit: %v", err)

@@ -60,19 +60,35 @@ func AgentConfig(t testing.TB, v *Vault, token string, n *NATS) agent.Config {
 // directory and returns its path.
 func EvidenceKeyFile(t testing.TB) string {
 	t.Helper()
-	_, key, err := ed25519.GenerateKey(rand.Reader)
+	path, err := WriteEvidenceKey(t.TempDir())
 	if err != nil {
-		t.Fatal(err)
-	}
-	pemBytes, err := evidence.MarshalPrivateKeyPEM(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "evidence-key.pem")
-	if err := os.WriteFile(path, pemBytes, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// WriteEvidenceKey writes a new Ed25519 evidence signing key (PEM, PKCS #8) to dir and returns
+// its path; for a TestMain, which has no testing.TB.
+func WriteEvidenceKey(dir string) (string, error) {
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	pemBytes, err := evidence.MarshalPrivateKeyPEM(key)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "evidence-key.pem")
+	if err := os.WriteFile(path, pemBytes, 0o600); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+// EvidenceSignerEnv is the environment that makes an agent process sign its evidence with the
+// key file at path, the way an operator without Vault transit would configure it.
+func EvidenceSignerEnv(path string) []string {
+	return []string{"ROTATION_AGENT_EVIDENCE_SIGNER=file", "ROTATION_AGENT_EVIDENCE_KEY_FILE=" + path}
 }
 
 // RunningAgent is an agent started by StartAgent.

@@ -14,6 +14,9 @@ import (
 // separate process (crashes, exit codes).
 var agentBinary string
 
+// evidenceKeyFile is the key those agent processes sign their evidence with.
+var evidenceKeyFile string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "rotation-agent-bin-")
 	if err != nil {
@@ -23,6 +26,11 @@ func TestMain(m *testing.M) {
 	agentBinary, err = harness.BuildAgent(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "build rotation-agent:", err)
+		os.Exit(1)
+	}
+	evidenceKeyFile, err = harness.WriteEvidenceKey(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "evidence key:", err)
 		os.Exit(1)
 	}
 	code := m.Run()

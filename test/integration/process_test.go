@@ -9,8 +9,10 @@ import (
 	"github.com/rotation-agent/rotation-agent/test/harness"
 )
 
+// processEnv configures an agent process through its environment, signing evidence with the
+// test key; extra settings come last and win.
 func processEnv(v *harness.Vault, token string, n *harness.NATS, extra ...string) []string {
-	return append([]string{
+	return append(append([]string{
 		"PATH=/usr/bin:/bin",
 		"VAULT_ADDR=" + v.Addr,
 		"VAULT_CACERT=" + v.CACertFile,
@@ -21,7 +23,7 @@ func processEnv(v *harness.Vault, token string, n *harness.NATS, extra ...string
 		"ROTATION_AGENT_SHUTDOWN_TIMEOUT=5s",
 		"ROTATION_AGENT_LOCK_TTL=3s",
 		"ROTATION_AGENT_METRICS_LISTEN=127.0.0.1:0",
-	}, extra...)
+	}, harness.EvidenceSignerEnv(evidenceKeyFile)...), extra...)
 }
 
 // A crash at any journal step, or right after Vault accepted the write, is resumed by the next
@@ -95,6 +97,8 @@ func TestStartupErrorsAreClear(t *testing.T) {
 		{"invalid config", processEnv(v, token, n, "ROTATION_AGENT_VAULT_AUTH_METHOD=password"), 2, "ROTATION_AGENT_VAULT_AUTH_METHOD"},
 		{"vault unreachable", processEnv(v, token, n, "ROTATION_AGENT_VAULT_ADDR=https://127.0.0.1:1", "ROTATION_AGENT_STARTUP_TIMEOUT=3s"), 1, "vault at https://127.0.0.1:1"},
 		{"vault rejects token", processEnv(v, "hvs.not-a-real-token-000000000000", n), 1, "permission denied"},
+		// The default signer, without the transit key: the line says what to create.
+		{"no evidence signing key", processEnv(v, token, n, "ROTATION_AGENT_EVIDENCE_SIGNER=transit"), 1, "vault write transit/keys/rotation-agent-evidence type=ed25519"},
 		{"nats unreachable", processEnv(v, token, n, "ROTATION_AGENT_NATS_URL=nats://127.0.0.1:1", "ROTATION_AGENT_STARTUP_TIMEOUT=3s"), 1, "nats at nats://127.0.0.1:1"},
 	}
 	for _, tc := range cases {

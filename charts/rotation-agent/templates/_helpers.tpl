@@ -48,6 +48,7 @@ vaultToken: /var/run/secrets/rotation-agent/vault
 nats: /etc/rotation-agent/nats
 natsTLS: /etc/rotation-agent/nats-tls
 sidecarSinks: /etc/rotation-agent/sidecar
+evidenceKey: /etc/rotation-agent/evidence-key
 {{- end }}
 
 {{- define "rotation-agent.sinksConfigMap" -}}
@@ -145,6 +146,20 @@ sidecarSinks: /etc/rotation-agent/sidecar
   value: {{ printf "%s/%s" $p.natsTLS $n.tls.keyKey | quote }}
 {{- end }}
 {{- end }}
+{{- $e := .Values.evidence }}
+- name: ROTATION_AGENT_EVIDENCE_SIGNER
+  value: {{ $e.signer | quote }}
+{{- if eq $e.signer "transit" }}
+- name: ROTATION_AGENT_EVIDENCE_TRANSIT_MOUNT
+  value: {{ $e.transitMount | quote }}
+- name: ROTATION_AGENT_EVIDENCE_TRANSIT_KEY
+  value: {{ $e.transitKey | quote }}
+{{- else if eq $e.signer "file" }}
+- name: ROTATION_AGENT_EVIDENCE_KEY_FILE
+  value: {{ printf "%s/%s" $p.evidenceKey $e.file.key | quote }}
+{{- end }}
+- name: ROTATION_AGENT_EVIDENCE_PROBE_CAPABILITIES
+  value: {{ $e.probeCapabilities | quote }}
 {{- if eq .Values.mode "sidecar" }}
 {{- $s := .Values.sidecar }}
 - name: ROTATION_AGENT_SIDECAR_APP
@@ -249,6 +264,12 @@ sidecarSinks: /etc/rotation-agent/sidecar
     secretName: {{ $n.tls.secretName }}
     defaultMode: 0400
 {{- end }}
+{{- if eq .Values.evidence.signer "file" }}
+- name: evidence-key
+  secret:
+    secretName: {{ required "evidence.file.secretName is required for the file signer" .Values.evidence.file.secretName }}
+    defaultMode: 0400
+{{- end }}
 {{- end }}
 
 {{- define "rotation-agent.volumeMounts" -}}
@@ -292,6 +313,11 @@ sidecarSinks: /etc/rotation-agent/sidecar
 {{- if $n.tls.secretName }}
 - name: nats-tls
   mountPath: {{ $p.natsTLS }}
+  readOnly: true
+{{- end }}
+{{- if eq .Values.evidence.signer "file" }}
+- name: evidence-key
+  mountPath: {{ $p.evidenceKey }}
   readOnly: true
 {{- end }}
 {{- end }}

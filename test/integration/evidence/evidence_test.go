@@ -123,6 +123,11 @@ func TestEntitlementDriftAndRemediation(t *testing.T) {
 	bus := harness.WatchBus(t, n)
 	v.PutKV(t, "payments/db", map[string]any{"password": "canary-old-7c1e"})
 	appRoleWithPolicies(t, v.Root, "payments", "payments-read")
+	for name, caps := range map[string]string{"payments-read": `["read"]`, "admin": `["read", "update"]`} {
+		if err := v.Root.Sys().PutPolicy(name, `path "secret/data/payments/*" { capabilities = `+caps+` }`); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// After approval, someone attaches admin to the role.
 	if _, err := v.Root.Logical().Write("auth/approle/role/payments/policies", map[string]any{"token_policies": []string{"payments-read", "admin"}}); err != nil {
 		t.Fatal(err)
@@ -144,8 +149,10 @@ func TestEntitlementDriftAndRemediation(t *testing.T) {
 	if e.Status != events.EntitlementDrift || !reflect.DeepEqual(e.ExtraPolicies, []string{"admin"}) || len(e.MissingPolicies) != 0 {
 		t.Errorf("entitlement = %+v, want drift with extra [admin]", e)
 	}
-	if len(e.Capabilities) != 1 || e.Capabilities[0].Status != events.CapabilityNotComputed || e.Capabilities[0].Note == "" {
-		t.Errorf("capabilities = %+v, want not_computed with a note", e.Capabilities)
+	// The extra policy shows on the declared path too, measured by a probe login as the role.
+	if len(e.Capabilities) != 1 || e.Capabilities[0].Status != events.CapabilityDrift || !reflect.DeepEqual(e.Capabilities[0].Extra, []string{"update"}) ||
+		e.Capabilities[0].MeasuredBy != events.MeasuredByProbeLogin {
+		t.Errorf("capabilities = %+v, want drift with extra [update] measured by probe-login", e.Capabilities)
 	}
 	if got := rolePolicies(t, v.Root, "payments"); !reflect.DeepEqual(got, []string{"admin", "payments-read"}) {
 		t.Errorf("without remediation the role changed: %v", got)
@@ -177,6 +184,10 @@ func TestEntitlementDriftAndRemediation(t *testing.T) {
 	}
 	if got := rolePolicies(t, v.Root, "payments"); !reflect.DeepEqual(got, []string{"payments-read"}) {
 		t.Errorf("role policies after remediation = %v, want [payments-read]", got)
+	}
+	// The capabilities are recorded as found, with what a second probe found after remediation.
+	if len(e.Capabilities) != 1 || e.Capabilities[0].Status != events.CapabilityDrift || !strings.Contains(e.Capabilities[0].Note, "after remediation: match") {
+		t.Errorf("capabilities after remediation = %+v, want the drift found and a match after remediation", e.Capabilities)
 	}
 	request(t, nc, subjects.ClosureCheck(), "CHG-REMEDIATE", &gate)
 	if !gate.MayClose || len(gate.Reasons) != 0 {

@@ -36,6 +36,8 @@ func TestSystemdNotify(t *testing.T) {
 		"ROTATION_AGENT_NATS_URL=" + n.URL,
 		"ROTATION_AGENT_SHUTDOWN_TIMEOUT=5s",
 		"ROTATION_AGENT_METRICS_LISTEN=127.0.0.1:0",
+		"ROTATION_AGENT_EVIDENCE_SIGNER=file",
+		"ROTATION_AGENT_EVIDENCE_KEY_FILE=" + harness.EvidenceKeyFile(t),
 	}
 	out := &harness.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out

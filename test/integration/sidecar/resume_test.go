@@ -60,6 +60,8 @@ func TestSidecarCrashDuringDeliveryResumes(t *testing.T) {
 				"ROTATION_AGENT_SIDECAR_HEALTH_URL=" + cfg.Sidecar.HealthURL,
 				"ROTATION_AGENT_SIDECAR_CONFIRM_TIMEOUT=5s",
 				"ROTATION_AGENT_SIDECAR_CONFIRM_INTERVAL=200ms",
+				"ROTATION_AGENT_EVIDENCE_SIGNER=file",
+				"ROTATION_AGENT_EVIDENCE_KEY_FILE=" + cfg.Evidence.KeyFile,
 			}
 			changeID := "CHG-SC-CRASH-" + part
 			crashing := harness.StartProcess(t, agentBinary, append(env, failpoint.EnvVar+"="+failpoint.AfterDelivery+part))
