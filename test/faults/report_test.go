@@ -25,7 +25,8 @@ In the agent-kill scenario every fifth change also rotates its own transit key, 
 way from the key's `+"`latest_version`"+`.
 Evidence whose reported version differs from the version in Vault fails the run too.
 **Recovery** is, over all the faults of the scenario, the longest time from the fault clearing
-(agent restarted, node back, Vault unsealed, burst over, process resumed) to the next evidence.
+(agent restarted, Vault unsealed, burst over, process resumed) to the next evidence; for the
+NATS node loss, where the cluster fails over while the node is down, from the node stopping.
 
 | Scenario | Fault injected | Changes sent | Evidence | Lost | Duplicate rotations | Faults | Recovery (max) | Run time | Settings |
 |---|---|---:|---:|---:|---:|---:|---:|---:|---|
