@@ -33,8 +33,11 @@ NATS node loss, where the cluster fails over while the node is down, from the no
 `, time.Now().UTC().Format("2006-01-02 15:04 MST"), events, runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
 	for _, r := range rows {
 		recovery := "n/a"
-		if r.Recovery > 0 {
+		switch {
+		case r.Recovery >= time.Second:
 			recovery = r.Recovery.Round(100 * time.Millisecond).String()
+		case r.Recovery > 0:
+			recovery = r.Recovery.Round(time.Millisecond).String()
 		}
 		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %d | %s | %s | %s |\n", r.Name, r.Fault, r.Sent, r.Evidence,
 			r.Lost, r.Duplicates, r.Faults, recovery, r.Duration.Round(time.Second), r.Settings)
