@@ -6,8 +6,6 @@ package faults
 
 import (
 	"flag"
-	"fmt"
-	"os"
 	"testing"
 
 	"github.com/rotation-agent/rotation-agent/test/harness"
@@ -24,17 +22,5 @@ var agentBinary string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	dir, err := os.MkdirTemp("", "rotation-agent-faults-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	agentBinary, err = harness.BuildAgent(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "build rotation-agent:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	harness.RunWithAgent(m, &agentBinary)
 }

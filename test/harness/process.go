@@ -2,6 +2,7 @@ package harness
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -114,4 +115,31 @@ func (p *Process) Freeze(d time.Duration) {
 	_ = p.Cmd.Process.Signal(syscall.SIGSTOP)
 	time.Sleep(d)
 	_ = p.Cmd.Process.Signal(syscall.SIGCONT)
+}
+
+// RunWithAgent is a TestMain for packages that run the agent as a process: it builds the
+// rotation-agent command into a temporary directory, stores its path in binary, runs each
+// setup with that directory (for files the tests share), runs the tests, removes the
+// directory and exits with the tests' status.
+func RunWithAgent(m *testing.M, binary *string, setups ...func(dir string) error) {
+	dir, err := os.MkdirTemp("", "rotation-agent-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*binary, err = BuildAgent(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "build rotation-agent:", err)
+		os.Exit(1)
+	}
+	for _, setup := range setups {
+		if err := setup(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "test setup:", err)
+			_ = os.RemoveAll(dir)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
 }

@@ -3,8 +3,6 @@
 package integration
 
 import (
-	"fmt"
-	"os"
 	"testing"
 
 	"github.com/rotation-agent/rotation-agent/test/harness"
@@ -18,22 +16,8 @@ var agentBinary string
 var evidenceKeyFile string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "rotation-agent-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	agentBinary, err = harness.BuildAgent(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "build rotation-agent:", err)
-		os.Exit(1)
-	}
-	evidenceKeyFile, err = harness.WriteEvidenceKey(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "evidence key:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	harness.RunWithAgent(m, &agentBinary, func(dir string) (err error) {
+		evidenceKeyFile, err = harness.WriteEvidenceKey(dir)
+		return err
+	})
 }

@@ -33,7 +33,7 @@ func TestCrashWhilePublishingEvidenceKeepsTheChain(t *testing.T) {
 				v.PutKV(t, "crash/"+id, map[string]any{"password": "canary-" + id})
 			}
 
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // generous: CI machines are busy
 			defer cancel()
 			cmd := exec.CommandContext(ctx, agentBinary, "run")
 			cmd.Env = []string{

@@ -240,7 +240,7 @@ func TestClosureGateWaitsForReconciliation(t *testing.T) {
 		t.Fatalf("gate before the change = %+v, want no: no evidence", gate)
 	}
 	ref := kvRef("orders/db")
-	ref.Options = map[string]string{"overlap": "4s"}
+	ref.Options = map[string]string{"overlap": "10s"} // long enough to ask the gate inside it on a busy machine
 	bus.Publish(t, harness.ChangeEvent(t, "CHG-GATE", ref), "evt-CHG-GATE")
 	ev := bus.WaitEvidence(t, "CHG-GATE", waitEvidence)
 	if ev.Data.Credentials[0].OldCredential != "retire_pending" {

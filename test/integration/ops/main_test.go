@@ -4,14 +4,12 @@
 package ops
 
 import (
-	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/rotation-agent/rotation-agent/test/harness"
 )
 
 // agentBinary is the rotation-agent command, built once for the tests that run it as systemd
@@ -19,21 +17,7 @@ import (
 var agentBinary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "rotation-agent-ops-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	agentBinary = filepath.Join(dir, "rotation-agent")
-	build := exec.Command("go", "build", "-o", agentBinary, "github.com/rotation-agent/rotation-agent/cmd/rotation-agent")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build rotation-agent:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	harness.RunWithAgent(m, &agentBinary)
 }
 
 // get fetches url and returns the status code and body.

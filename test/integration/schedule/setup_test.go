@@ -8,9 +8,7 @@ package schedule
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -32,21 +30,7 @@ const waitEvidence = 60 * time.Second
 var agentBinary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "rotation-agent-schedule-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	agentBinary = filepath.Join(dir, "rotation-agent")
-	build := exec.Command("go", "build", "-o", agentBinary, "github.com/rotation-agent/rotation-agent/cmd/rotation-agent")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build rotation-agent:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	harness.RunWithAgent(m, &agentBinary)
 }
 
 // config is an agent configuration for the tests: a short scheduler interval and no jitter,
