@@ -294,6 +294,77 @@ func TestRunInvalidConfiguration(t *testing.T) {
 	}
 }
 
+// Values that do not parse and values that parse but are wrong are all reported at once, by
+// both commands; config check prints the settings the agent would use and marks the others.
+func TestConfigProblemsOfEveryKindAtOnce(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nats-password")
+	tests := []struct {
+		name         string
+		env          map[string]string
+		wantProblems []string
+		wantPrinted  []string
+	}{
+		{"parse and validation problems",
+			map[string]string{"ROTATION_AGENT_NATS_ACK_WAIT": "soon", "ROTATION_AGENT_LOG_LEVEL": "chatty", "ROTATION_AGENT_NATS_REPLICAS": "9"},
+			[]string{`ROTATION_AGENT_NATS_ACK_WAIT: "soon" is not a valid duration`, `ROTATION_AGENT_LOG_LEVEL: "chatty" is not a log level`, "ROTATION_AGENT_NATS_REPLICAS: 9 is out of range"},
+			[]string{"ROTATION_AGENT_NATS_ACK_WAIT=(unusable: see the problems reported)\n", "ROTATION_AGENT_NATS_MAX_DELIVER=10\n",
+				"ROTATION_AGENT_EVIDENCE_SIGNER=transit\n", "ROTATION_AGENT_VAULT_ADDR=http://127.0.0.1:8200\n", "ROTATION_AGENT_NATS_REPLICAS=9\n"}},
+		{"missing secret file and a bad value",
+			map[string]string{"ROTATION_AGENT_NATS_USER": "agent", "ROTATION_AGENT_NATS_PASSWORD_FILE": missing, "ROTATION_AGENT_LOG_LEVEL": "chatty"},
+			[]string{"ROTATION_AGENT_NATS_PASSWORD_FILE: open " + missing, `ROTATION_AGENT_LOG_LEVEL: "chatty" is not a log level`},
+			[]string{"ROTATION_AGENT_NATS_PASSWORD=(unusable: see the problems reported)\n", "ROTATION_AGENT_NATS_USER=agent\n"}},
+	}
+	for _, tc := range tests {
+		for _, command := range [][]string{{"config", "check"}, {"run"}} {
+			t.Run(tc.name+"/"+strings.Join(command, " "), func(t *testing.T) {
+				validEnv(t)
+				for k, v := range tc.env {
+					t.Setenv(k, v)
+				}
+				code, stdout, stderr := run(t, command...)
+				if code != exitUsage {
+					t.Errorf("exit code %d, want %d", code, exitUsage)
+				}
+				ls := problemLines(checkErrorLines(t, stderr))
+				if len(ls) != len(tc.wantProblems) {
+					t.Errorf("got %d problem lines, want %d:\n%s", len(ls), len(tc.wantProblems), stderr)
+				}
+				for _, p := range tc.wantProblems {
+					n := 0
+					for _, l := range ls {
+						if strings.Contains(l, p) {
+							n++
+						}
+					}
+					if n != 1 {
+						t.Errorf("%d lines report %q, want 1:\n%s", n, p, stderr)
+					}
+				}
+				if strings.Contains(stdout+stderr, "some-canary-token") {
+					t.Error("the Vault token was printed")
+				}
+				if command[0] == "run" {
+					if stdout != "" {
+						t.Errorf("unexpected standard output:\n%s", stdout)
+					}
+					return
+				}
+				if strings.Contains(stdout, "configuration is valid") {
+					t.Error("an invalid configuration was called valid")
+				}
+				for _, want := range tc.wantPrinted {
+					if !strings.Contains(stdout, want) {
+						t.Errorf("standard output lacks %q:\n%s", want, stdout)
+					}
+				}
+				if strings.Contains(stdout, "ROTATION_AGENT_AGENT_ID=\n") {
+					t.Errorf("the agent id is empty:\n%s", stdout)
+				}
+			})
+		}
+	}
+}
+
 func TestRunVaultUnreachable(t *testing.T) {
 	validEnv(t)
 	t.Setenv("VAULT_ADDR", "http://127.0.0.1:1")
