@@ -68,6 +68,9 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return err
 	}
 	log := logger.WithFields(logrus.Fields{"agent_id": cfg.AgentID, "version": Version})
+	for _, w := range cfg.Warnings() {
+		log.WithField("setting", w.Setting).Warn(w.Text)
+	}
 
 	metrics := NewMetrics()
 	var ops *opsServer

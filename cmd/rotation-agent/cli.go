@@ -66,6 +66,9 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer, reload
 		if err := cfg.PrintEffective(stdout); err != nil {
 			return fail(stderr, exitFailed, err)
 		}
+		for _, w := range cfg.Warnings() {
+			fmt.Fprintf(stderr, "rotation-agent: warning: %s\n", w)
+		}
 		if problems != nil {
 			return fail(stderr, exitUsage, problems)
 		}

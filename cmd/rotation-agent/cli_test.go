@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -363,6 +364,48 @@ func TestConfigProblemsOfEveryKindAtOnce(t *testing.T) {
 			})
 		}
 	}
+}
+
+// Too few deliveries for the fresh-round and needs_reconcile logic is accepted with a warning:
+// printed by config check, logged by run before anything else.
+func TestMaxDeliverTooLowWarns(t *testing.T) {
+	t.Run("config check", func(t *testing.T) {
+		validEnv(t)
+		t.Setenv("ROTATION_AGENT_NATS_MAX_DELIVER", "3")
+		code, stdout, stderr := run(t, "config", "check")
+		if code != exitOK {
+			t.Errorf("exit code %d, want 0; stderr:\n%s", code, stderr)
+		}
+		ls := checkErrorLines(t, stderr)
+		if len(ls) != 1 || !strings.HasPrefix(ls[0], "rotation-agent: warning: ROTATION_AGENT_NATS_MAX_DELIVER: 3 deliveries") ||
+			!strings.Contains(ls[0], "needs_reconcile") {
+			t.Errorf("want one warning line about ROTATION_AGENT_NATS_MAX_DELIVER, got:\n%s", stderr)
+		}
+		if !strings.Contains(stdout, "configuration is valid") {
+			t.Errorf("a configuration with a warning was not called valid:\n%s", stdout)
+		}
+	})
+	t.Run("run", func(t *testing.T) {
+		validEnv(t)
+		t.Setenv("ROTATION_AGENT_NATS_MAX_DELIVER", "3")
+		t.Setenv("VAULT_ADDR", "http://127.0.0.1:1")
+		t.Setenv("ROTATION_AGENT_STARTUP_TIMEOUT", "3s")
+		code, _, stderr := run(t, "run")
+		if code != exitFailed {
+			t.Errorf("exit code %d, want %d (Vault is unreachable)", code, exitFailed)
+		}
+		var warned bool
+		for _, l := range lines(stderr) {
+			var entry map[string]any
+			if json.Unmarshal([]byte(l), &entry) == nil && entry["level"] == "warning" &&
+				entry["setting"] == "ROTATION_AGENT_NATS_MAX_DELIVER" && strings.Contains(entry["msg"].(string), "needs_reconcile") {
+				warned = true
+			}
+		}
+		if !warned {
+			t.Errorf("run did not log the warning:\n%s", stderr)
+		}
+	})
 }
 
 func TestRunVaultUnreachable(t *testing.T) {
