@@ -389,6 +389,11 @@ func (c Config) Validate() error {
 		if v.KubernetesRole == "" {
 			bad("%s: required for the kubernetes auth method", env("VAULT_KUBERNETES_ROLE"))
 		}
+		if v.KubernetesTokenFile == "" {
+			bad("%s: required for the kubernetes auth method", env("VAULT_KUBERNETES_TOKEN_FILE"))
+		} else if err := checkReadable(v.KubernetesTokenFile); err != nil {
+			bad("%s: the service account token cannot be read: %w", env("VAULT_KUBERNETES_TOKEN_FILE"), err)
+		}
 	default:
 		bad("%s: %q is not one of token, approle, kubernetes", env("VAULT_AUTH_METHOD"), v.AuthMethod)
 	}
@@ -484,6 +489,20 @@ func checkFile(errs *[]error, name, path string) {
 	if _, err := os.Stat(path); err != nil {
 		*errs = append(*errs, fmt.Errorf("%s: %w", name, err))
 	}
+}
+
+// checkReadable opens path for reading and closes it again, without reading its content; a
+// directory is refused too, since reading it fails.
+func checkReadable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	info, err := f.Stat()
+	if err == nil && info.IsDir() {
+		err = fmt.Errorf("%s is a directory", path)
+	}
+	return errors.Join(err, f.Close())
 }
 
 func validName(s string) bool {

@@ -562,6 +562,7 @@ func TestValidateReportsEveryProblemAtOnce(t *testing.T) {
 func TestValidateAuthMethods(t *testing.T) {
 	tokenFile := writeFile(t, "token", "hvs.x")
 	secretIDFile := writeFile(t, "secret-id", "sid")
+	saTokenFile := writeFile(t, "sa-token", "eyJhbGciOiJSUzI1NiJ9.sa.sig")
 	missing := filepath.Join(t.TempDir(), "missing")
 	tests := []struct {
 		name string
@@ -583,8 +584,25 @@ func TestValidateAuthMethods(t *testing.T) {
 		{"approle secret id file missing", func(v *VaultConfig) {
 			v.AuthMethod, v.AppRoleRoleID, v.AppRoleSecretIDFile = AuthAppRole, "role", missing
 		}, []string{"ROTATION_AGENT_VAULT_APP_ROLE_SECRET_ID_FILE"}},
-		{"kubernetes with role", func(v *VaultConfig) { v.AuthMethod, v.Token, v.KubernetesRole = AuthKubernetes, "", "rot" }, nil},
-		{"kubernetes without role", func(v *VaultConfig) { v.AuthMethod = AuthKubernetes }, []string{"ROTATION_AGENT_VAULT_KUBERNETES_ROLE"}},
+		{"kubernetes with role", func(v *VaultConfig) {
+			v.AuthMethod, v.Token, v.KubernetesRole, v.KubernetesTokenFile = AuthKubernetes, "", "rot", saTokenFile
+		}, nil},
+		{"kubernetes without role", func(v *VaultConfig) { v.AuthMethod, v.KubernetesTokenFile = AuthKubernetes, saTokenFile },
+			[]string{"ROTATION_AGENT_VAULT_KUBERNETES_ROLE"}},
+		{"kubernetes token file missing", func(v *VaultConfig) {
+			v.AuthMethod, v.KubernetesRole, v.KubernetesTokenFile = AuthKubernetes, "rot", missing
+		}, []string{"ROTATION_AGENT_VAULT_KUBERNETES_TOKEN_FILE: the service account token cannot be read"}},
+		{"kubernetes token file under a file", func(v *VaultConfig) {
+			v.AuthMethod, v.KubernetesRole, v.KubernetesTokenFile = AuthKubernetes, "rot", filepath.Join(saTokenFile, "token")
+		}, []string{"ROTATION_AGENT_VAULT_KUBERNETES_TOKEN_FILE: the service account token cannot be read"}},
+		{"kubernetes token file is a directory", func(v *VaultConfig) {
+			v.AuthMethod, v.KubernetesRole, v.KubernetesTokenFile = AuthKubernetes, "rot", filepath.Dir(saTokenFile)
+		}, []string{"ROTATION_AGENT_VAULT_KUBERNETES_TOKEN_FILE: the service account token cannot be read"}},
+		{"kubernetes token file empty", func(v *VaultConfig) {
+			v.AuthMethod, v.KubernetesRole, v.KubernetesTokenFile = AuthKubernetes, "rot", ""
+		}, []string{"ROTATION_AGENT_VAULT_KUBERNETES_TOKEN_FILE: required"}},
+		{"kubernetes with nothing", func(v *VaultConfig) { v.AuthMethod, v.KubernetesTokenFile = AuthKubernetes, missing },
+			[]string{"ROTATION_AGENT_VAULT_KUBERNETES_ROLE", "ROTATION_AGENT_VAULT_KUBERNETES_TOKEN_FILE"}},
 		{"unknown method", func(v *VaultConfig) { v.AuthMethod = "userpass" }, []string{"ROTATION_AGENT_VAULT_AUTH_METHOD"}},
 		{"empty method", func(v *VaultConfig) { v.AuthMethod = "" }, []string{"ROTATION_AGENT_VAULT_AUTH_METHOD"}},
 	}

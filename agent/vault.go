@@ -116,11 +116,14 @@ func (s *vaultSession) login(ctx context.Context) (*vault.Secret, error) {
 		}
 		return s.write(ctx, "auth/"+s.cfg.AppRoleMount+"/login", map[string]any{"role_id": s.cfg.AppRoleRoleID, "secret_id": secretID})
 	case AuthKubernetes:
-		jwt, err := os.ReadFile(s.cfg.KubernetesTokenFile)
+		raw, err := os.ReadFile(s.cfg.KubernetesTokenFile)
 		if err != nil {
 			return nil, fmt.Errorf("read service account token: %w", err)
 		}
-		return s.write(ctx, "auth/"+s.cfg.KubernetesMount+"/login", map[string]any{"role": s.cfg.KubernetesRole, "jwt": strings.TrimSpace(string(jwt))})
+		// Kubernetes rotates projected tokens, so every login adds the one it read.
+		jwt := strings.TrimSpace(string(raw))
+		s.redactor.Add(jwt)
+		return s.write(ctx, "auth/"+s.cfg.KubernetesMount+"/login", map[string]any{"role": s.cfg.KubernetesRole, "jwt": jwt})
 	}
 	return nil, fmt.Errorf("unknown auth method %q", s.cfg.AuthMethod)
 }
