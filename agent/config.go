@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -264,6 +265,20 @@ func problems(err error) []error {
 		return nil
 	}
 	return []error{err}
+}
+
+// unreadSettings refuses a configuration from a Load that failed: the settings it could not
+// read hold their defaults (an unreadable secret is empty), not what the operator set.
+func (c Config) unreadSettings() error {
+	if len(c.unread) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(c.unread))
+	for name := range c.unread {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return fmt.Errorf("invalid configuration: %s could not be read (see the errors of Load)", strings.Join(names, ", "))
 }
 
 // readSetting parses the environment variable of one setting into its field with envconfig's

@@ -2,8 +2,10 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -910,5 +912,24 @@ func TestPrintEffectiveMarksUnreadSettings(t *testing.T) {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, buf.String())
 		}
+	}
+}
+
+// An embedding program that ignores Load's error cannot run with the defaults that stand in
+// for the settings Load could not read.
+func TestRunRefusesAConfigurationLoadCouldNotRead(t *testing.T) {
+	clearConfigEnv(t)
+	t.Setenv("VAULT_ADDR", "http://127.0.0.1:1")
+	t.Setenv("VAULT_TOKEN", "canary-vault-token-5d2e")
+	t.Setenv("ROTATION_AGENT_NATS_ACK_WAIT", "soon")
+	t.Setenv("ROTATION_AGENT_NATS_PASSWORD_FILE", filepath.Join(t.TempDir(), "nope"))
+	cfg, err := Load()
+	if err == nil {
+		t.Fatal("Load: no error")
+	}
+	err = Run(context.Background(), cfg, Options{LogOutput: io.Discard})
+	want := "invalid configuration: ROTATION_AGENT_NATS_ACK_WAIT, ROTATION_AGENT_NATS_PASSWORD could not be read"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Run = %v, want %q", err, want)
 	}
 }

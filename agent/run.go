@@ -51,6 +51,9 @@ type Options struct {
 // returns an error when start-up fails (bad configuration, Vault or NATS unreachable) or when
 // the agent cannot go on; a stop through ctx returns nil.
 func Run(ctx context.Context, cfg Config, opts Options) error {
+	if err := cfg.unreadSettings(); err != nil {
+		return err
+	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
