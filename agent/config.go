@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -67,6 +69,11 @@ type Config struct {
 	Evidence EvidenceConfig
 	// Sidecar turns on sidecar mode (see config_sidecar.go) when its App is set.
 	Sidecar SidecarConfig
+
+	// unread names the environment variables of the settings Load could not read (a value
+	// that does not parse, an unreadable NAME_FILE): they keep their defaults, Validate counts
+	// such a secret as given, and PrintEffective marks them.
+	unread map[string]bool
 }
 
 // PasswordConfig is the default generation policy for new secret values.
@@ -177,16 +184,23 @@ func Defaults() Config {
 }
 
 // Load reads the configuration from the environment: envconfig with the ROTATION_AGENT prefix,
-// then the standard VAULT_* fall-backs, then NAME_FILE variants of secret fields. It does not
-// validate; call Validate.
+// then the standard VAULT_* fall-backs, then NAME_FILE variants of secret fields. Every setting
+// is read on its own, so one value that does not parse neither hides the others nor leaves
+// them without their defaults: the error lists every setting that could not be read (a value
+// that does not parse, an unreadable NAME_FILE), one joined error each, and such a setting
+// keeps its default. Load does not validate; call Validate, or LoadAndValidate for both.
 func Load() (Config, error) {
-	var cfg Config
-	if err := envconfig.Process(EnvPrefix, &cfg); err != nil {
-		var pe *envconfig.ParseError
-		if errors.As(err, &pe) {
-			return cfg, fmt.Errorf("invalid configuration: %s: %q is not a valid %s: %w", pe.KeyName, pe.Value, pe.TypeName, pe.Err)
+	cfg := Defaults()
+	unread := map[string]bool{}
+	var errs []error
+	for _, field := range describe(&cfg) {
+		if _, set := os.LookupEnv(field.env); !set {
+			continue
 		}
-		return cfg, fmt.Errorf("invalid configuration: %w", err)
+		if err := readSetting(field); err != nil {
+			errs = append(errs, fmt.Errorf("invalid configuration: %w", err))
+			unread[field.env] = true
+		}
 	}
 	fallback := []struct {
 		target   *string
@@ -206,7 +220,6 @@ func Load() (Config, error) {
 			*f.target = v
 		}
 	}
-	var errs []error
 	for _, field := range describe(&cfg) {
 		if !field.secret || field.hasFileSibling {
 			continue
@@ -217,7 +230,8 @@ func Load() (Config, error) {
 		}
 		raw, err := os.ReadFile(path)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s_FILE: %w", field.env, err))
+			errs = append(errs, fmt.Errorf("invalid configuration: %s_FILE: %w", field.env, err))
+			unread[field.env] = true
 			continue
 		}
 		field.value.SetString(strings.TrimRight(string(raw), "\r\n"))
@@ -229,7 +243,79 @@ func Load() (Config, error) {
 		}
 		cfg.AgentID = host
 	}
+	if len(unread) > 0 {
+		cfg.unread = unread
+	}
 	return cfg, errors.Join(errs...)
+}
+
+// LoadAndValidate is Load followed by Validate, reporting the problems of both at once: every
+// setting that could not be read, then every problem Validate finds in the rest.
+func LoadAndValidate() (Config, error) {
+	cfg, loadErr := Load()
+	return cfg, errors.Join(append(problems(loadErr), problems(cfg.Validate())...)...)
+}
+
+// problems returns the errors an errors.Join result holds, or err alone.
+func problems(err error) []error {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		return joined.Unwrap()
+	}
+	if err == nil {
+		return nil
+	}
+	return []error{err}
+}
+
+// unreadSettings refuses a configuration from a Load that failed: the settings it could not
+// read hold their defaults (an unreadable secret is empty), not what the operator set.
+func (c Config) unreadSettings() error {
+	if len(c.unread) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(c.unread))
+	for name := range c.unread {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return fmt.Errorf("invalid configuration: %s could not be read (see the errors of Load)", strings.Join(names, ", "))
+}
+
+// readSetting parses the environment variable of one setting into its field with envconfig's
+// own rules, through a one-field struct, so that a failure concerns this setting alone. The
+// error names the variable, and the value only when the setting is not secret.
+func readSetting(field configField) error {
+	holder := reflect.New(reflect.StructOf([]reflect.StructField{{
+		Name: "V", Type: field.value.Type(), Tag: reflect.StructTag(`envconfig:"` + field.env + `"`),
+	}}))
+	err := envconfig.Process("", holder.Interface())
+	if err == nil {
+		field.value.Set(holder.Elem().Field(0))
+		return nil
+	}
+	kind := kindName(field.value.Type())
+	var pe *envconfig.ParseError
+	switch {
+	case field.secret:
+		return fmt.Errorf("%s: the value is not a valid %s", field.env, kind)
+	case errors.As(err, &pe):
+		return fmt.Errorf("%s: %q is not a valid %s: %w", field.env, pe.Value, kind, pe.Err)
+	default:
+		return fmt.Errorf("%s: %w", field.env, err)
+	}
+}
+
+// kindName describes a setting's type for an operator.
+func kindName(t reflect.Type) string {
+	switch {
+	case t == reflect.TypeOf(time.Duration(0)):
+		return "duration (for example 90s, 5m or 1h30m)"
+	case t.Kind() == reflect.Bool:
+		return "boolean (true or false)"
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64:
+		return "whole number"
+	}
+	return t.String()
 }
 
 // Validate reports every problem of the configuration at once, one per joined error, each
@@ -318,6 +404,11 @@ func (c Config) Validate() error {
 		if v.KubernetesRole == "" {
 			bad("%s: required for the kubernetes auth method", env("VAULT_KUBERNETES_ROLE"))
 		}
+		if v.KubernetesTokenFile == "" {
+			bad("%s: required for the kubernetes auth method", env("VAULT_KUBERNETES_TOKEN_FILE"))
+		} else if err := checkReadable(v.KubernetesTokenFile); err != nil {
+			bad("%s: the service account token cannot be read: %w", env("VAULT_KUBERNETES_TOKEN_FILE"), err)
+		}
 	default:
 		bad("%s: %q is not one of token, approle, kubernetes", env("VAULT_AUTH_METHOD"), v.AuthMethod)
 	}
@@ -339,8 +430,11 @@ func (c Config) Validate() error {
 	} else if n.EmbeddedStoreDir == "" {
 		bad("%s: required with an embedded server", env("NATS_EMBEDDED_STORE_DIR"))
 	}
+	// A secret whose NAME_FILE could not be read was given all the same; Load reported the file.
+	password := n.Password != "" || c.unread[env("NATS_PASSWORD")]
+	token := n.Token != "" || c.unread[env("NATS_TOKEN")]
 	auths := 0
-	for _, set := range []bool{n.CredsFile != "", n.NkeySeedFile != "", n.User != "" || n.Password != "", n.Token != ""} {
+	for _, set := range []bool{n.CredsFile != "", n.NkeySeedFile != "", n.User != "" || password, token} {
 		if set {
 			auths++
 		}
@@ -348,7 +442,7 @@ func (c Config) Validate() error {
 	if auths > 1 {
 		bad("NATS: set only one of %s, %s, %s/%s, %s", env("NATS_CREDS_FILE"), env("NATS_NKEY_SEED_FILE"), env("NATS_USER"), env("NATS_PASSWORD"), env("NATS_TOKEN"))
 	}
-	if (n.User == "") != (n.Password == "") {
+	if (n.User != "") != password {
 		bad("%s and %s: set both or neither", env("NATS_USER"), env("NATS_PASSWORD"))
 	}
 	if (n.Cert == "") != (n.Key == "") {
@@ -410,6 +504,20 @@ func checkFile(errs *[]error, name, path string) {
 	if _, err := os.Stat(path); err != nil {
 		*errs = append(*errs, fmt.Errorf("%s: %w", name, err))
 	}
+}
+
+// checkReadable opens path for reading and closes it again, without reading its content; a
+// directory is refused too, since reading it fails.
+func checkReadable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	info, err := f.Stat()
+	if err == nil && info.IsDir() {
+		err = fmt.Errorf("%s is a directory", path)
+	}
+	return errors.Join(err, f.Close())
 }
 
 func validName(s string) bool {

@@ -45,6 +45,9 @@ func describe(cfg *Config) []configField {
 		start := len(out)
 		for i := 0; i < t.NumField(); i++ {
 			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
 			key := prefix + "_" + envName(f.Name)
 			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
 				walk(key, v.Field(i))
@@ -63,12 +66,18 @@ func describe(cfg *Config) []configField {
 	return out
 }
 
+// unusableText stands for the value of a setting Load could not read.
+const unusableText = "(unusable: see the problems reported)"
+
 // PrintEffective writes the effective configuration as NAME=value lines, one per setting, with
-// secret values masked. It is what `rotation-agent config check` shows.
+// secret values masked. A setting Load could not read shows no value but a mark, since the
+// agent will not run with it. It is what `rotation-agent config check` shows.
 func (c Config) PrintEffective(w io.Writer) error {
 	for _, f := range describe(&c) {
 		var val string
 		switch {
+		case c.unread[f.env]:
+			val = unusableText
 		case f.secret && f.value.String() != "":
 			val = "****** (set)"
 		case f.secret:

@@ -2,7 +2,10 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -178,6 +181,152 @@ func TestLoadBadValueNamesTheVariable(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.env) {
 				t.Errorf("error %q does not name %s", err, tc.env)
+			}
+		})
+	}
+}
+
+// One value that does not parse neither hides the others nor leaves later settings without
+// their defaults or fall-backs.
+func TestLoadReportsEverySettingItCannotRead(t *testing.T) {
+	clearConfigEnv(t)
+	t.Setenv("ROTATION_AGENT_NATS_ACK_WAIT", "soon")
+	t.Setenv("ROTATION_AGENT_MAX_EVENT_BYTES", "lots")
+	t.Setenv("ROTATION_AGENT_NATS_EMBEDDED", "perhaps")
+	t.Setenv("ROTATION_AGENT_NATS_REPLICAS", "3")
+	t.Setenv("ROTATION_AGENT_LOG_LEVEL", "debug")
+	t.Setenv("VAULT_ADDR", "http://vault.example:8200")
+	cfg, err := Load()
+	errs := joined(err)
+	want := map[string]string{
+		"ROTATION_AGENT_NATS_ACK_WAIT":   `"soon" is not a valid duration`,
+		"ROTATION_AGENT_MAX_EVENT_BYTES": `"lots" is not a valid whole number`,
+		"ROTATION_AGENT_NATS_EMBEDDED":   `"perhaps" is not a valid boolean`,
+	}
+	if len(errs) != len(want) {
+		t.Fatalf("Load reported %d problems, want %d:\n%v", len(errs), len(want), err)
+	}
+	for name, text := range want {
+		n := 0
+		for _, e := range errs {
+			if strings.Contains(e.Error(), name+": "+text) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%d problems say %s: %s..., want 1:\n%v", n, name, text, err)
+		}
+	}
+	def := Defaults()
+	host, herr := os.Hostname()
+	if herr != nil {
+		host = "rotation-agent"
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"NATS.AckWait (unparsable: default)", cfg.NATS.AckWait, def.NATS.AckWait},
+		{"MaxEventBytes (unparsable: default)", cfg.MaxEventBytes, def.MaxEventBytes},
+		{"NATS.Replicas (set after the bad ones)", cfg.NATS.Replicas, 3},
+		{"LogLevel", cfg.LogLevel, "debug"},
+		{"NATS.MaxDeliver (default)", cfg.NATS.MaxDeliver, def.NATS.MaxDeliver},
+		{"Evidence.Signer (default)", cfg.Evidence.Signer, def.Evidence.Signer},
+		{"Vault.Addr (VAULT_ADDR fall-back)", cfg.Vault.Addr, "http://vault.example:8200"},
+		{"AgentID (host name)", cfg.AgentID, host},
+	}
+	for _, c := range checks {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+// LoadAndValidate lists the settings that do not parse and the problems Validate finds in the
+// rest, each once.
+func TestLoadAndValidateReportsParseAndValidationProblems(t *testing.T) {
+	clearConfigEnv(t)
+	t.Setenv("VAULT_ADDR", "http://127.0.0.1:8200")
+	t.Setenv("VAULT_TOKEN", "canary-vault-token-5d2e")
+	t.Setenv("ROTATION_AGENT_NATS_ACK_WAIT", "soon")
+	t.Setenv("ROTATION_AGENT_LOG_LEVEL", "chatty")
+	t.Setenv("ROTATION_AGENT_NATS_REPLICAS", "9")
+	t.Setenv("ROTATION_AGENT_NATS_MAX_DELIVER", "never")
+	_, err := LoadAndValidate()
+	errs := joined(err)
+	want := []string{
+		"ROTATION_AGENT_NATS_ACK_WAIT: \"soon\"",
+		"ROTATION_AGENT_NATS_MAX_DELIVER: \"never\"",
+		"ROTATION_AGENT_LOG_LEVEL: \"chatty\" is not a log level",
+		"ROTATION_AGENT_NATS_REPLICAS: 9 is out of range",
+	}
+	if len(errs) != len(want) {
+		t.Fatalf("got %d problems, want %d:\n%v", len(errs), len(want), err)
+	}
+	for _, w := range want {
+		n := 0
+		for _, e := range errs {
+			if strings.Contains(e.Error(), w) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%d problems contain %q, want 1:\n%v", n, w, err)
+		}
+	}
+	if strings.Contains(err.Error(), "canary-vault-token") {
+		t.Errorf("the Vault token appears in the problems: %v", err)
+	}
+}
+
+// An unreadable NAME_FILE is reported with the other problems and does not cause false ones:
+// the secret was given, only its file is wrong.
+func TestLoadAndValidateMissingSecretFileHidesNothing(t *testing.T) {
+	clearConfigEnv(t)
+	t.Setenv("VAULT_ADDR", "http://127.0.0.1:8200")
+	t.Setenv("VAULT_TOKEN", "canary-vault-token-5d2e")
+	t.Setenv("ROTATION_AGENT_NATS_USER", "agent")
+	t.Setenv("ROTATION_AGENT_NATS_PASSWORD_FILE", filepath.Join(t.TempDir(), "nope"))
+	t.Setenv("ROTATION_AGENT_LOG_LEVEL", "chatty")
+	t.Setenv("ROTATION_AGENT_NATS_ACK_WAIT", "soon")
+	_, err := LoadAndValidate()
+	errs := joined(err)
+	want := []string{"ROTATION_AGENT_NATS_ACK_WAIT", "ROTATION_AGENT_NATS_PASSWORD_FILE", "ROTATION_AGENT_LOG_LEVEL"}
+	if len(errs) != len(want) {
+		t.Fatalf("got %d problems, want %d (no false NATS_USER/NATS_PASSWORD problem):\n%v", len(errs), len(want), err)
+	}
+	for i, w := range want {
+		if !strings.Contains(errs[i].Error(), w) {
+			t.Errorf("problem %d = %q, want it to name %s", i, errs[i], w)
+		}
+	}
+}
+
+// A value that does not parse is named, and shown only when the setting is not secret.
+func TestReadSettingHidesSecretValues(t *testing.T) {
+	clearConfigEnv(t)
+	const canary = "canary-not-a-number-4e1b"
+	tests := []struct {
+		secret      bool
+		wantValue   bool
+		wantMessage string
+	}{
+		{false, true, "ROTATION_AGENT_TEST_NUMBER: \"" + canary + "\" is not a valid whole number"},
+		{true, false, "ROTATION_AGENT_TEST_NUMBER: the value is not a valid whole number"},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("secret=%v", tc.secret), func(t *testing.T) {
+			t.Setenv("ROTATION_AGENT_TEST_NUMBER", canary)
+			n := 7
+			err := readSetting(configField{env: "ROTATION_AGENT_TEST_NUMBER", value: reflect.ValueOf(&n).Elem(), secret: tc.secret})
+			if err == nil || !strings.Contains(err.Error(), tc.wantMessage) {
+				t.Fatalf("readSetting = %v, want %q", err, tc.wantMessage)
+			}
+			if got := strings.Contains(err.Error(), canary); got != tc.wantValue {
+				t.Errorf("error %q shows the value: %v, want %v", err, got, tc.wantValue)
+			}
+			if n != 7 {
+				t.Errorf("the field changed to %d on a parse error", n)
 			}
 		})
 	}
@@ -415,6 +564,7 @@ func TestValidateReportsEveryProblemAtOnce(t *testing.T) {
 func TestValidateAuthMethods(t *testing.T) {
 	tokenFile := writeFile(t, "token", "hvs.x")
 	secretIDFile := writeFile(t, "secret-id", "sid")
+	saTokenFile := writeFile(t, "sa-token", "eyJhbGciOiJSUzI1NiJ9.sa.sig")
 	missing := filepath.Join(t.TempDir(), "missing")
 	tests := []struct {
 		name string
@@ -436,8 +586,25 @@ func TestValidateAuthMethods(t *testing.T) {
 		{"approle secret id file missing", func(v *VaultConfig) {
 			v.AuthMethod, v.AppRoleRoleID, v.AppRoleSecretIDFile = AuthAppRole, "role", missing
 		}, []string{"ROTATION_AGENT_VAULT_APP_ROLE_SECRET_ID_FILE"}},
-		{"kubernetes with role", func(v *VaultConfig) { v.AuthMethod, v.Token, v.KubernetesRole = AuthKubernetes, "", "rot" }, nil},
-		{"kubernetes without role", func(v *VaultConfig) { v.AuthMethod = AuthKubernetes }, []string{"ROTATION_AGENT_VAULT_KUBERNETES_ROLE"}},
+		{"kubernetes with role", func(v *VaultConfig) {
+			v.AuthMethod, v.Token, v.KubernetesRole, v.KubernetesTokenFile = AuthKubernetes, "", "rot", saTokenFile
+		}, nil},
+		{"kubernetes without role", func(v *VaultConfig) { v.AuthMethod, v.KubernetesTokenFile = AuthKubernetes, saTokenFile },
+			[]string{"ROTATION_AGENT_VAULT_KUBERNETES_ROLE"}},
+		{"kubernetes token file missing", func(v *VaultConfig) {
+			v.AuthMethod, v.KubernetesRole, v.KubernetesTokenFile = AuthKubernetes, "rot", missing
+		}, []string{"ROTATION_AGENT_VAULT_KUBERNETES_TOKEN_FILE: the service account token cannot be read"}},
+		{"kubernetes token file under a file", func(v *VaultConfig) {
+			v.AuthMethod, v.KubernetesRole, v.KubernetesTokenFile = AuthKubernetes, "rot", filepath.Join(saTokenFile, "token")
+		}, []string{"ROTATION_AGENT_VAULT_KUBERNETES_TOKEN_FILE: the service account token cannot be read"}},
+		{"kubernetes token file is a directory", func(v *VaultConfig) {
+			v.AuthMethod, v.KubernetesRole, v.KubernetesTokenFile = AuthKubernetes, "rot", filepath.Dir(saTokenFile)
+		}, []string{"ROTATION_AGENT_VAULT_KUBERNETES_TOKEN_FILE: the service account token cannot be read"}},
+		{"kubernetes token file empty", func(v *VaultConfig) {
+			v.AuthMethod, v.KubernetesRole, v.KubernetesTokenFile = AuthKubernetes, "rot", ""
+		}, []string{"ROTATION_AGENT_VAULT_KUBERNETES_TOKEN_FILE: required"}},
+		{"kubernetes with nothing", func(v *VaultConfig) { v.AuthMethod, v.KubernetesTokenFile = AuthKubernetes, missing },
+			[]string{"ROTATION_AGENT_VAULT_KUBERNETES_ROLE", "ROTATION_AGENT_VAULT_KUBERNETES_TOKEN_FILE"}},
 		{"unknown method", func(v *VaultConfig) { v.AuthMethod = "userpass" }, []string{"ROTATION_AGENT_VAULT_AUTH_METHOD"}},
 		{"empty method", func(v *VaultConfig) { v.AuthMethod = "" }, []string{"ROTATION_AGENT_VAULT_AUTH_METHOD"}},
 	}
@@ -719,5 +886,50 @@ func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk ful
 func TestPrintEffectiveReportsWriteError(t *testing.T) {
 	if err := validConfig().PrintEffective(failingWriter{}); err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Errorf("PrintEffective to a failing writer = %v, want the write error", err)
+	}
+}
+
+// A setting Load could not read is printed as unusable, not as a value the agent would use.
+func TestPrintEffectiveMarksUnreadSettings(t *testing.T) {
+	clearConfigEnv(t)
+	t.Setenv("ROTATION_AGENT_NATS_ACK_WAIT", "soon")
+	t.Setenv("ROTATION_AGENT_NATS_PASSWORD_FILE", filepath.Join(t.TempDir(), "nope"))
+	t.Setenv("ROTATION_AGENT_NATS_REPLICAS", "3")
+	cfg, err := Load()
+	if err == nil {
+		t.Fatal("Load: no error")
+	}
+	var buf bytes.Buffer
+	if err := cfg.PrintEffective(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"ROTATION_AGENT_NATS_ACK_WAIT=" + unusableText + "\n",
+		"ROTATION_AGENT_NATS_PASSWORD=" + unusableText + "\n",
+		"ROTATION_AGENT_NATS_REPLICAS=3\n",
+		"ROTATION_AGENT_NATS_MAX_DELIVER=10\n",
+	} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, buf.String())
+		}
+	}
+}
+
+// An embedding program that ignores Load's error cannot run with the defaults that stand in
+// for the settings Load could not read.
+func TestRunRefusesAConfigurationLoadCouldNotRead(t *testing.T) {
+	clearConfigEnv(t)
+	t.Setenv("VAULT_ADDR", "http://127.0.0.1:1")
+	t.Setenv("VAULT_TOKEN", "canary-vault-token-5d2e")
+	t.Setenv("ROTATION_AGENT_NATS_ACK_WAIT", "soon")
+	t.Setenv("ROTATION_AGENT_NATS_PASSWORD_FILE", filepath.Join(t.TempDir(), "nope"))
+	cfg, err := Load()
+	if err == nil {
+		t.Fatal("Load: no error")
+	}
+	err = Run(context.Background(), cfg, Options{LogOutput: io.Discard})
+	want := "invalid configuration: ROTATION_AGENT_NATS_ACK_WAIT, ROTATION_AGENT_NATS_PASSWORD could not be read"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Run = %v, want %q", err, want)
 	}
 }

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"fmt"
 	"io"
 	"regexp"
 	"sort"
@@ -85,7 +84,8 @@ func (r *Redactor) String(s string) string {
 	return vaultTokenPattern.ReplaceAllString(s, redactedText)
 }
 
-// Hook returns a logrus hook that applies the Redactor to the message and every field.
+// Hook returns a logrus hook that applies the Redactor to the message and every field,
+// whatever the field's type (see Value).
 func (r *Redactor) Hook() logrus.Hook { return redactionHook{r} }
 
 type redactionHook struct{ r *Redactor }
@@ -99,14 +99,7 @@ func (h redactionHook) Fire(e *logrus.Entry) error {
 			e.Data[k] = redactedText
 			continue
 		}
-		switch val := v.(type) {
-		case string:
-			e.Data[k] = h.r.String(val)
-		case error:
-			e.Data[k] = h.r.String(val.Error())
-		case fmt.Stringer:
-			e.Data[k] = h.r.String(val.String())
-		}
+		e.Data[k] = h.r.Value(v)
 	}
 	return nil
 }

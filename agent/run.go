@@ -51,6 +51,9 @@ type Options struct {
 // returns an error when start-up fails (bad configuration, Vault or NATS unreachable) or when
 // the agent cannot go on; a stop through ctx returns nil.
 func Run(ctx context.Context, cfg Config, opts Options) error {
+	if err := cfg.unreadSettings(); err != nil {
+		return err
+	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -68,6 +71,9 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return err
 	}
 	log := logger.WithFields(logrus.Fields{"agent_id": cfg.AgentID, "version": Version})
+	for _, w := range cfg.Warnings() {
+		log.WithField("setting", w.Setting).Warn(w.Text)
+	}
 
 	metrics := NewMetrics()
 	var ops *opsServer

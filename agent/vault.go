@@ -24,10 +24,9 @@ type vaultSession struct {
 	cfg          VaultConfig
 	log          logrus.FieldLogger
 	redactor     *Redactor
-	// secretID is the unwrapped AppRole secret id, kept for later logins because a wrapping
-	// token can be unwrapped only once.
-	secretID string
-	healthy  atomic.Bool
+	// appRole remembers what the AppRole secret id file held (see vault_approle.go).
+	appRole appRoleFile
+	healthy atomic.Bool
 }
 
 // newVaultClient builds a Vault client for cfg with the client's own retries off: rotations are
@@ -110,17 +109,16 @@ func (s *vaultSession) login(ctx context.Context) (*vault.Secret, error) {
 		renewable, _ := self.TokenIsRenewable()
 		return &vault.Secret{Auth: &vault.SecretAuth{ClientToken: token, LeaseDuration: int(ttl.Seconds()), Renewable: renewable}}, nil
 	case AuthAppRole:
-		secretID, err := s.appRoleSecretID(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return s.write(ctx, "auth/"+s.cfg.AppRoleMount+"/login", map[string]any{"role_id": s.cfg.AppRoleRoleID, "secret_id": secretID})
+		return s.appRoleLogin(ctx)
 	case AuthKubernetes:
-		jwt, err := os.ReadFile(s.cfg.KubernetesTokenFile)
+		raw, err := os.ReadFile(s.cfg.KubernetesTokenFile)
 		if err != nil {
 			return nil, fmt.Errorf("read service account token: %w", err)
 		}
-		return s.write(ctx, "auth/"+s.cfg.KubernetesMount+"/login", map[string]any{"role": s.cfg.KubernetesRole, "jwt": strings.TrimSpace(string(jwt))})
+		// Kubernetes rotates projected tokens, so every login adds the one it read.
+		jwt := strings.TrimSpace(string(raw))
+		s.redactor.Add(jwt)
+		return s.write(ctx, "auth/"+s.cfg.KubernetesMount+"/login", map[string]any{"role": s.cfg.KubernetesRole, "jwt": jwt})
 	}
 	return nil, fmt.Errorf("unknown auth method %q", s.cfg.AuthMethod)
 }
@@ -137,37 +135,6 @@ func (s *vaultSession) write(ctx context.Context, path string, body map[string]a
 	s.redactor.Add(secret.Auth.ClientToken)
 	s.client.SetToken(secret.Auth.ClientToken)
 	return secret, nil
-}
-
-// appRoleSecretID reads the secret id from its file, unwrapping it the first time when it is
-// response-wrapped.
-func (s *vaultSession) appRoleSecretID(ctx context.Context) (string, error) {
-	if s.secretID != "" && s.cfg.AppRoleSecretIDWrapped {
-		return s.secretID, nil
-	}
-	raw, err := os.ReadFile(s.cfg.AppRoleSecretIDFile)
-	if err != nil {
-		return "", fmt.Errorf("read secret id file: %w", err)
-	}
-	value := strings.TrimSpace(string(raw))
-	s.redactor.Add(value)
-	if !s.cfg.AppRoleSecretIDWrapped {
-		return value, nil
-	}
-	unwrapped, err := s.loginClient.Logical().UnwrapWithContext(ctx, value)
-	if err != nil {
-		return "", fmt.Errorf("unwrap secret id: %w", err)
-	}
-	if unwrapped == nil || unwrapped.Data == nil {
-		return "", errors.New("unwrap secret id: empty response")
-	}
-	id, _ := unwrapped.Data["secret_id"].(string)
-	if id == "" {
-		return "", errors.New("unwrap secret id: the wrapped response holds no secret_id")
-	}
-	s.redactor.Add(id)
-	s.secretID = id
-	return id, nil
 }
 
 // keepAlive renews the token while it can and logs in again when renewal ends, until ctx ends.

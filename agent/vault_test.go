@@ -67,8 +67,22 @@ func TestKubernetesLogin(t *testing.T) {
 	if s.client.Token() != "hvs.k8s-issued-token-000000000" || !secret.Auth.Renewable {
 		t.Errorf("session token %q renewable %v", s.client.Token(), secret.Auth.Renewable)
 	}
-	if got := redactor.String("token hvs.k8s-issued-token-000000000 and sa-token"); strings.Contains(got, "k8s-issued") {
+	got := redactor.String("token hvs.k8s-issued-token-000000000 and jwt eyJhbGciOiJSUzI1NiJ9.sa-token.sig")
+	if strings.Contains(got, "k8s-issued") {
 		t.Errorf("issued token not redacted: %q", got)
+	}
+	if strings.Contains(got, "sa-token") {
+		t.Errorf("service account token not redacted: %q", got)
+	}
+	// Kubernetes rotates the projected token; the one read at the next login is redacted too.
+	if err := os.WriteFile(jwtFile, []byte("eyJhbGciOiJSUzI1NiJ9.rotated-sa-token.sig\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.login(context.Background()); err != nil {
+		t.Fatalf("second login: %v", err)
+	}
+	if got := redactor.String("jwt eyJhbGciOiJSUzI1NiJ9.rotated-sa-token.sig"); strings.Contains(got, "rotated-sa-token") {
+		t.Errorf("rotated service account token not redacted: %q", got)
 	}
 }
 

@@ -435,6 +435,15 @@ func assertAgentAccepts(t *testing.T, c container) {
 		}
 		t.Setenv(e.Name, value)
 	}
+	if os.Getenv("ROTATION_AGENT_VAULT_AUTH_METHOD") == agent.AuthKubernetes && os.Getenv("ROTATION_AGENT_VAULT_KUBERNETES_TOKEN_FILE") == "" {
+		// Stands in for the service account token Kubernetes mounts at the default path, which
+		// the agent checks is readable.
+		path := filepath.Join(t.TempDir(), "token")
+		if err := os.WriteFile(path, []byte("eyJhbGciOiJSUzI1NiJ9.stand-in.sig\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("ROTATION_AGENT_VAULT_KUBERNETES_TOKEN_FILE", path)
+	}
 	cfg, err := agent.Load()
 	if err == nil {
 		err = cfg.Validate()

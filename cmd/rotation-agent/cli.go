@@ -47,11 +47,8 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer, reload
 	}
 	switch args[0] {
 	case "run":
-		cfg, err := agent.Load()
+		cfg, err := agent.LoadAndValidate()
 		if err != nil {
-			return fail(stderr, exitUsage, err)
-		}
-		if err := cfg.Validate(); err != nil {
 			return fail(stderr, exitUsage, err)
 		}
 		notify := systemdNotifier{stderr: stderr}
@@ -65,15 +62,15 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer, reload
 			fmt.Fprint(stderr, usage)
 			return exitUsage
 		}
-		cfg, loadErr := agent.Load()
+		cfg, problems := agent.LoadAndValidate()
 		if err := cfg.PrintEffective(stdout); err != nil {
 			return fail(stderr, exitFailed, err)
 		}
-		if loadErr != nil {
-			return fail(stderr, exitUsage, loadErr)
+		for _, w := range cfg.Warnings() {
+			fmt.Fprintf(stderr, "rotation-agent: warning: %s\n", w)
 		}
-		if err := cfg.Validate(); err != nil {
-			return fail(stderr, exitUsage, err)
+		if problems != nil {
+			return fail(stderr, exitUsage, problems)
 		}
 		fmt.Fprintln(stdout, "configuration is valid")
 		return exitOK

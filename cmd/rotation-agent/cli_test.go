@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -292,6 +293,119 @@ func TestRunInvalidConfiguration(t *testing.T) {
 			t.Errorf("standard error does not name %s:\n%s", want, stderr)
 		}
 	}
+}
+
+// Values that do not parse and values that parse but are wrong are all reported at once, by
+// both commands; config check prints the settings the agent would use and marks the others.
+func TestConfigProblemsOfEveryKindAtOnce(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nats-password")
+	tests := []struct {
+		name         string
+		env          map[string]string
+		wantProblems []string
+		wantPrinted  []string
+	}{
+		{"parse and validation problems",
+			map[string]string{"ROTATION_AGENT_NATS_ACK_WAIT": "soon", "ROTATION_AGENT_LOG_LEVEL": "chatty", "ROTATION_AGENT_NATS_REPLICAS": "9"},
+			[]string{`ROTATION_AGENT_NATS_ACK_WAIT: "soon" is not a valid duration`, `ROTATION_AGENT_LOG_LEVEL: "chatty" is not a log level`, "ROTATION_AGENT_NATS_REPLICAS: 9 is out of range"},
+			[]string{"ROTATION_AGENT_NATS_ACK_WAIT=(unusable: see the problems reported)\n", "ROTATION_AGENT_NATS_MAX_DELIVER=10\n",
+				"ROTATION_AGENT_EVIDENCE_SIGNER=transit\n", "ROTATION_AGENT_VAULT_ADDR=http://127.0.0.1:8200\n", "ROTATION_AGENT_NATS_REPLICAS=9\n"}},
+		{"missing secret file and a bad value",
+			map[string]string{"ROTATION_AGENT_NATS_USER": "agent", "ROTATION_AGENT_NATS_PASSWORD_FILE": missing, "ROTATION_AGENT_LOG_LEVEL": "chatty"},
+			[]string{"ROTATION_AGENT_NATS_PASSWORD_FILE: open " + missing, `ROTATION_AGENT_LOG_LEVEL: "chatty" is not a log level`},
+			[]string{"ROTATION_AGENT_NATS_PASSWORD=(unusable: see the problems reported)\n", "ROTATION_AGENT_NATS_USER=agent\n"}},
+	}
+	for _, tc := range tests {
+		for _, command := range [][]string{{"config", "check"}, {"run"}} {
+			t.Run(tc.name+"/"+strings.Join(command, " "), func(t *testing.T) {
+				validEnv(t)
+				for k, v := range tc.env {
+					t.Setenv(k, v)
+				}
+				code, stdout, stderr := run(t, command...)
+				if code != exitUsage {
+					t.Errorf("exit code %d, want %d", code, exitUsage)
+				}
+				ls := problemLines(checkErrorLines(t, stderr))
+				if len(ls) != len(tc.wantProblems) {
+					t.Errorf("got %d problem lines, want %d:\n%s", len(ls), len(tc.wantProblems), stderr)
+				}
+				for _, p := range tc.wantProblems {
+					n := 0
+					for _, l := range ls {
+						if strings.Contains(l, p) {
+							n++
+						}
+					}
+					if n != 1 {
+						t.Errorf("%d lines report %q, want 1:\n%s", n, p, stderr)
+					}
+				}
+				if strings.Contains(stdout+stderr, "some-canary-token") {
+					t.Error("the Vault token was printed")
+				}
+				if command[0] == "run" {
+					if stdout != "" {
+						t.Errorf("unexpected standard output:\n%s", stdout)
+					}
+					return
+				}
+				if strings.Contains(stdout, "configuration is valid") {
+					t.Error("an invalid configuration was called valid")
+				}
+				for _, want := range tc.wantPrinted {
+					if !strings.Contains(stdout, want) {
+						t.Errorf("standard output lacks %q:\n%s", want, stdout)
+					}
+				}
+				if strings.Contains(stdout, "ROTATION_AGENT_AGENT_ID=\n") {
+					t.Errorf("the agent id is empty:\n%s", stdout)
+				}
+			})
+		}
+	}
+}
+
+// Too few deliveries for the fresh-round and needs_reconcile logic is accepted with a warning:
+// printed by config check, logged by run before anything else.
+func TestMaxDeliverTooLowWarns(t *testing.T) {
+	t.Run("config check", func(t *testing.T) {
+		validEnv(t)
+		t.Setenv("ROTATION_AGENT_NATS_MAX_DELIVER", "3")
+		code, stdout, stderr := run(t, "config", "check")
+		if code != exitOK {
+			t.Errorf("exit code %d, want 0; stderr:\n%s", code, stderr)
+		}
+		ls := checkErrorLines(t, stderr)
+		if len(ls) != 1 || !strings.HasPrefix(ls[0], "rotation-agent: warning: ROTATION_AGENT_NATS_MAX_DELIVER: 3 deliveries") ||
+			!strings.Contains(ls[0], "needs_reconcile") {
+			t.Errorf("want one warning line about ROTATION_AGENT_NATS_MAX_DELIVER, got:\n%s", stderr)
+		}
+		if !strings.Contains(stdout, "configuration is valid") {
+			t.Errorf("a configuration with a warning was not called valid:\n%s", stdout)
+		}
+	})
+	t.Run("run", func(t *testing.T) {
+		validEnv(t)
+		t.Setenv("ROTATION_AGENT_NATS_MAX_DELIVER", "3")
+		t.Setenv("VAULT_ADDR", "http://127.0.0.1:1")
+		t.Setenv("ROTATION_AGENT_STARTUP_TIMEOUT", "3s")
+		code, _, stderr := run(t, "run")
+		if code != exitFailed {
+			t.Errorf("exit code %d, want %d (Vault is unreachable)", code, exitFailed)
+		}
+		var warned bool
+		for _, l := range lines(stderr) {
+			var entry map[string]any
+			if json.Unmarshal([]byte(l), &entry) == nil && entry["level"] == "warning" &&
+				entry["setting"] == "ROTATION_AGENT_NATS_MAX_DELIVER" && strings.Contains(entry["msg"].(string), "needs_reconcile") {
+				warned = true
+			}
+		}
+		if !warned {
+			t.Errorf("run did not log the warning:\n%s", stderr)
+		}
+	})
 }
 
 func TestRunVaultUnreachable(t *testing.T) {
