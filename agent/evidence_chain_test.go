@@ -46,7 +46,7 @@ func newChainFixture(t *testing.T) *chainFixture {
 		t.Fatal(err)
 	}
 	subj := events.Subjects{Prefix: events.DefaultSubjectPrefix}
-	res, err := provision(context.Background(), js, cfg, subj, false)
+	res, err := provision(context.Background(), js, cfg, subj, false, logrus.New())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,10 +116,13 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	subjects := events.Subjects{Prefix: cfg.SubjectPrefix}
-	res, err := provision(startCtx, js, cfg.NATS, subjects, cfg.Sidecar.enabled())
+	res, err := provision(startCtx, js, cfg.NATS, subjects, cfg.Sidecar.enabled(), log.WithField("component", "nats"))
 	if err != nil {
 		return err
 	}
+	// An operator-managed consumer's own ack wait and delivery limit are what JetStream
+	// applies: progress reports and the last delivery follow them.
+	cfg.NATS.AckWait = res.settings.ackWait
 	registry, err := newRegistry(vs.client)
 	if err != nil {
 		return err
@@ -150,7 +153,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		redactor:       redactor,
 		log:            log,
 		maxBytes:       cfg.MaxEventBytes,
-		maxDeliver:     cfg.NATS.MaxDeliver,
+		maxDeliver:     res.settings.maxDeliver,
 		generator:      rotators.Generator{Client: vs.client, Length: cfg.Password.Length, Charset: cfg.Password.Charset},
 		defaultOverlap: cfg.Overlap,
 		retry:          newBackoff(2*time.Second, 2*time.Minute),

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sirupsen/logrus"
 
 	"github.com/rotation-agent/rotation-agent/events"
 )
@@ -20,14 +21,16 @@ const (
 type jetStreamResources struct {
 	consumer jetstream.Consumer
 	journal  jetstream.KeyValue
+	// settings are the consumer's effective ack wait and delivery limit.
+	settings consumerSettings
 }
 
 // provision creates or updates the agent's streams, durable consumer and journal bucket, so
-// every replica may run it at start-up. With BindStreams the streams and bucket are
-// operator-managed: they must exist and are used as they are.
+// every replica may run it at start-up. With BindStreams the streams, bucket and durable
+// consumer are operator-managed: they must exist and are used as they are (see bindConsumer).
 // A sidecar (sidecar set) consumes only change-completed events: impact reports of planned
 // changes are the central agent's.
-func provision(ctx context.Context, js jetstream.JetStream, cfg NATSConfig, subjects events.Subjects, sidecar bool) (*jetStreamResources, error) {
+func provision(ctx context.Context, js jetstream.JetStream, cfg NATSConfig, subjects events.Subjects, sidecar bool, log logrus.FieldLogger) (*jetStreamResources, error) {
 	streams := []jetstream.StreamConfig{
 		{
 			Name:        cfg.ChangeStream,
@@ -82,7 +85,7 @@ func provision(ctx context.Context, js jetstream.JetStream, cfg NATSConfig, subj
 	if sidecar {
 		filter, description = []string{subjects.ChangeCompleted()}, "a rotation-agent sidecar's own consumer"
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, cfg.ChangeStream, jetstream.ConsumerConfig{
+	want := jetstream.ConsumerConfig{
 		Durable:        cfg.Consumer,
 		Description:    description,
 		FilterSubjects: filter,
@@ -91,9 +94,17 @@ func provision(ctx context.Context, js jetstream.JetStream, cfg NATSConfig, subj
 		MaxDeliver:     cfg.MaxDeliver,
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 		MaxAckPending:  256,
-	})
+	}
+	if cfg.BindStreams {
+		cons, settings, err := bindConsumer(ctx, js, cfg.ChangeStream, want, log)
+		if err != nil {
+			return nil, err
+		}
+		return &jetStreamResources{consumer: cons, journal: kv, settings: settings}, nil
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, cfg.ChangeStream, want)
 	if err != nil {
 		return nil, fmt.Errorf("create or update consumer %s on %s: %w", cfg.Consumer, cfg.ChangeStream, err)
 	}
-	return &jetStreamResources{consumer: cons, journal: kv}, nil
+	return &jetStreamResources{consumer: cons, journal: kv, settings: consumerSettings{ackWait: cfg.AckWait, maxDeliver: cfg.MaxDeliver}}, nil
 }

@@ -27,8 +27,15 @@ type Bus struct {
 // WatchBus subscribes to every subject of n, including JetStream API and key-value traffic.
 func WatchBus(t testing.TB, n *NATS) *Bus {
 	t.Helper()
+	return WatchBusWithPrefix(t, n, events.DefaultSubjectPrefix)
+}
+
+// WatchBusWithPrefix is WatchBus for an agent configured with another subject prefix: it
+// publishes changes and looks for evidence and rejections on subjects under prefix.
+func WatchBusWithPrefix(t testing.TB, n *NATS, prefix string) *Bus {
+	t.Helper()
 	nc := n.Connect(t)
-	b := &Bus{changed: make(chan struct{}, 1), subjects: events.Subjects{Prefix: events.DefaultSubjectPrefix}}
+	b := &Bus{changed: make(chan struct{}, 1), subjects: events.Subjects{Prefix: prefix}}
 	if _, err := nc.Subscribe(">", func(m *nats.Msg) {
 		b.mu.Lock()
 		b.all = append(b.all, m)

@@ -13,8 +13,11 @@ import (
 type NATS struct {
 	URL    string
 	Server *server.Server
-	opts   server.Options
-	t      testing.TB
+	// ClientOptions are what Connect (and so WatchBus) authenticates and sets up TLS with, for
+	// a server that requires it.
+	ClientOptions []nats.Option
+	opts          server.Options
+	t             testing.TB
 }
 
 // StartNATS starts a NATS server with JetStream on a free loopback port, storing in a
@@ -69,10 +72,10 @@ func (n *NATS) Restart(down time.Duration) {
 	n.start()
 }
 
-// Connect returns a client connection closed when the test ends.
+// Connect returns a client connection, made with ClientOptions, closed when the test ends.
 func (n *NATS) Connect(t testing.TB) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(n.URL)
+	nc, err := nats.Connect(n.URL, n.ClientOptions...)
 	if err != nil {
 		t.Fatalf("nats connect: %v", err)
 	}

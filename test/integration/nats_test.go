@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -85,17 +86,19 @@ func TestNATSUserPassword(t *testing.T) {
 	assertNoLeak(t, map[string]string{"nats password": password}, map[string][]string{"agent log": {ra.Log.String()}})
 }
 
-// With operator-managed streams the agent binds to what exists and creates nothing; when they
-// are missing it says which one.
+// With operator-managed streams, bucket and consumer the agent binds to what exists and
+// creates or changes nothing; when one is missing it says which one, and what to create.
 func TestBindToOperatorManagedStreams(t *testing.T) {
 	v := harness.StartVault(t)
 	n := harness.StartNATS(t)
 	token := v.AgentToken(t)
+	bindEnv := processEnv(v, token, n, "ROTATION_AGENT_NATS_BIND_STREAMS=true")
 
-	p := harness.StartProcess(t, agentBinary, processEnv(v, token, n, "ROTATION_AGENT_NATS_BIND_STREAMS=true"))
-	if code := p.Wait(t, 30*time.Second); code != 1 || !strings.Contains(p.Output.String(), "bind to stream ROTATION_CHANGES") {
+	p := harness.StartProcess(t, agentBinary, bindEnv)
+	if code := p.Wait(t, 30*time.Second); code != 1 {
 		t.Errorf("missing operator stream: exit %d, output %q", code, p.Output.String())
 	}
+	assertOneErrorLine(t, p.Output.String(), "bind to stream ROTATION_CHANGES")
 
 	js, err := jetstream.New(n.Connect(t))
 	if err != nil {
@@ -113,20 +116,86 @@ func TestBindToOperatorManagedStreams(t *testing.T) {
 	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "ROTATION_JOURNAL"}); err != nil {
 		t.Fatal(err)
 	}
+
+	// Streams and bucket exist, the consumer does not: the agent does not create it.
+	p = harness.StartProcess(t, agentBinary, bindEnv)
+	if code := p.Wait(t, 30*time.Second); code != 1 {
+		t.Errorf("missing operator consumer: exit %d, output %q", code, p.Output.String())
+	}
+	assertOneErrorLine(t, p.Output.String(), "bind to consumer rotation-agent on stream ROTATION_CHANGES: it does not exist")
+	assertOneErrorLine(t, p.Output.String(), "nats consumer add ROTATION_CHANGES rotation-agent --pull --ack explicit")
+	if _, err := js.Consumer(ctx, "ROTATION_CHANGES", "rotation-agent"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Errorf("after the refused start the consumer lookup gives %v, want not found", err)
+	}
+
+	// The operator's consumer, with settings of its own.
+	operator := jetstream.ConsumerConfig{
+		Durable:        "rotation-agent",
+		Description:    "managed by the messaging team",
+		FilterSubjects: []string{"rotation.changes.completed", "rotation.changes.planned"},
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        45 * time.Second,
+		MaxDeliver:     4,
+		MaxAckPending:  16,
+	}
+	if _, err := js.CreateConsumer(ctx, "ROTATION_CHANGES", operator); err != nil {
+		t.Fatal(err)
+	}
 	cfg := harness.AgentConfig(t, v, token, n)
 	cfg.NATS.BindStreams = true
-	harness.StartAgent(t, cfg)
+	ra := harness.StartAgent(t, cfg)
 	bus := harness.WatchBus(t, n)
 	v.PutKV(t, "bind/app", map[string]any{"password": "canary-bind-app-77"})
 	bus.Publish(t, harness.ChangeEvent(t, "CHG-BIND-1", kvRef("bind/app")), "")
 	if ev := bus.WaitEvidence(t, "CHG-BIND-1", waitEvidence); ev.Data.Status != events.StatusReconciled {
 		t.Fatalf("evidence: %+v", ev.Data)
 	}
+	if got := v.KV(t, "bind/app", 0); got.VersionMetadata.Version != 2 || got.Data["password"] == "canary-bind-app-77" {
+		t.Errorf("secret not rotated: version %d", got.VersionMetadata.Version)
+	}
+	ra.Stop(t)
+
 	info, err := js.Stream(ctx, "ROTATION_CHANGES")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := info.CachedInfo().Config.MaxAge; got != 72*time.Hour {
 		t.Errorf("the agent changed the operator's stream: MaxAge %s", got)
+	}
+	cons, err := js.Consumer(ctx, "ROTATION_CHANGES", "rotation-agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cons.CachedInfo().Config
+	if got.Description != operator.Description || got.AckWait != operator.AckWait || got.MaxDeliver != operator.MaxDeliver || got.MaxAckPending != operator.MaxAckPending {
+		t.Errorf("the agent changed the operator's consumer: %+v", got)
+	}
+	log := ra.Log.String()
+	for _, want := range []string{
+		"bound to operator-managed consumer; using its settings",
+		"ack_wait: 45s (configured 5s)",
+		"max_deliver: 4 (configured 10)",
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the agent log does not say %q", want)
+		}
+	}
+}
+
+// assertOneErrorLine checks that output has exactly one "rotation-agent: " error line, that it
+// mentions want, and that there is no stack trace.
+func assertOneErrorLine(t *testing.T, output, want string) {
+	t.Helper()
+	var errLines []string
+	for _, line := range strings.Split(strings.TrimSpace(output), "\n") {
+		if strings.HasPrefix(line, "rotation-agent: ") {
+			errLines = append(errLines, line)
+		}
+	}
+	if len(errLines) != 1 || !strings.Contains(errLines[0], want) {
+		t.Errorf("want one error line mentioning %q, got %q", want, errLines)
+	}
+	if strings.Contains(output, "goroutine ") || strings.Contains(output, "panic") {
+		t.Errorf("output has a stack trace:\n%s", output)
 	}
 }
