@@ -76,6 +76,7 @@ func impactOf(ctx context.Context, registry *rotators.Registry, cat *catalog, ev
 	return events.Impact{
 		SchemaVersion: 1, ChangeID: ev.Data.ID, EventID: ev.ID, ChangeType: ev.Data.Type,
 		Level: level, Reasons: reasons, Credentials: creds, Agent: agent, AssessedAt: time.Now().UTC(),
+		Discovery: cat.discoveryReport(),
 	}
 }
 
