@@ -27,6 +27,21 @@ bindings:
         deliver_to: secret/certs/web
 `
 
+// deliverWebCert mounts pki with role web, issues a certificate of web.example.internal and
+// delivers it to secret/certs/web as the pki rotator does; it returns the serial.
+func deliverWebCert(t *testing.T, v *harness.Vault) string {
+	t.Helper()
+	root := v.Root
+	must(t, root.Sys().Mount("pki", &vaultapi.MountInput{Type: "pki", Config: vaultapi.MountConfigInput{MaxLeaseTTL: "87600h"}}))
+	write(t, root, "pki/root/generate/internal", map[string]any{"common_name": "Test Root", "ttl": "87600h"})
+	write(t, root, "pki/roles/web", map[string]any{"allowed_domains": "example.internal", "allow_subdomains": true, "max_ttl": "72h"})
+	issued := write(t, root, "pki/issue/web", map[string]any{"common_name": "web.example.internal", "ttl": "24h"})
+	serial := issued.Data["serial_number"].(string)
+	v.PutKV(t, "certs/web", map[string]any{"certificate": issued.Data["certificate"], "private_key": issued.Data["private_key"],
+		"issuing_ca": issued.Data["issuing_ca"], "serial": serial})
+	return serial
+}
+
 // pkiCerts lists the serials of every certificate the pki mount issued.
 func pkiCerts(t *testing.T, v *harness.Vault) []string {
 	t.Helper()
@@ -48,13 +63,7 @@ func TestInventoryAndDiscoveryOfOneCertificateRotateItOnce(t *testing.T) {
 	n := harness.StartNATS(t)
 	bus := harness.WatchBus(t, n)
 	root := v.Root
-	must(t, root.Sys().Mount("pki", &vaultapi.MountInput{Type: "pki", Config: vaultapi.MountConfigInput{MaxLeaseTTL: "87600h"}}))
-	write(t, root, "pki/root/generate/internal", map[string]any{"common_name": "Test Root", "ttl": "87600h"})
-	write(t, root, "pki/roles/web", map[string]any{"allowed_domains": "example.internal", "allow_subdomains": true, "max_ttl": "72h"})
-	issued := write(t, root, "pki/issue/web", map[string]any{"common_name": "web.example.internal", "ttl": "24h"})
-	oldSerial := issued.Data["serial_number"].(string)
-	v.PutKV(t, "certs/web", map[string]any{"certificate": issued.Data["certificate"], "private_key": issued.Data["private_key"],
-		"issuing_ca": issued.Data["issuing_ca"], "serial": oldSerial})
+	oldSerial := deliverWebCert(t, v)
 
 	v.AgentToken(t)
 	must(t, root.Sys().PutPolicy("discovery", discoveryPolicy))
