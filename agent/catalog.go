@@ -30,6 +30,8 @@ type catalog struct {
 	size       int64
 	inventory  []discovery.Binding
 	discovered []discovery.Binding
+	// report says how complete discovery is; nil when no discovery is configured.
+	report func() *events.DiscoveryReport
 }
 
 // rebuild indexes the inventory and discovered bindings together; the caller holds c.mu.
@@ -46,6 +48,25 @@ func (c *catalog) setDiscovered(bs []discovery.Binding) {
 	c.rebuild()
 	c.mu.Unlock()
 	c.log.WithField("bindings", len(bs)).Info("bindings discovered in vault")
+}
+
+// setDiscoveryReport sets what tells how complete the discovered bindings are.
+func (c *catalog) setDiscoveryReport(f func() *events.DiscoveryReport) {
+	c.mu.Lock()
+	c.report = f
+	c.mu.Unlock()
+}
+
+// discoveryReport says how complete the discovered bindings are; nil when no discovery is
+// configured.
+func (c *catalog) discoveryReport() *events.DiscoveryReport {
+	c.mu.Lock()
+	f := c.report
+	c.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	return f()
 }
 
 // newCatalog loads the inventory at path (none when empty). A broken file at start-up is an

@@ -318,6 +318,19 @@ func kindName(t reflect.Type) string {
 	return t.String()
 }
 
+// validateOffline checks the settings an offline plan uses (the event size limit, the
+// inventory and discovery files); Vault and NATS settings may be absent.
+func (c Config) validateOffline() error {
+	var errs []error
+	env := func(name string) string { return EnvPrefix + "_" + name }
+	if c.MaxEventBytes < 1024 || c.MaxEventBytes > 8<<20 {
+		errs = append(errs, fmt.Errorf("%s: %d is out of range (1024 to 8388608)", env("MAX_EVENT_BYTES"), c.MaxEventBytes))
+	}
+	checkFile(&errs, env("INVENTORY_FILE"), c.InventoryFile)
+	checkFile(&errs, env("DISCOVERY_FILE"), c.DiscoveryFile)
+	return errors.Join(errs...)
+}
+
 // Validate reports every problem of the configuration at once, one per joined error, each
 // naming the environment variable to fix.
 func (c Config) Validate() error {

@@ -30,6 +30,7 @@ type opsServer struct {
 	mu      sync.Mutex
 	check   readinessCheck // nil until the agent consumes events, and again once it stops
 	phase   string         // why the agent is not ready when check is nil
+	phaseOf func() string  // when set, says why instead of phase
 }
 
 // startOpsServer listens on addr and serves until stop is called.
@@ -65,11 +66,19 @@ func (s *opsServer) ready(check readinessCheck) {
 	s.check = check
 }
 
+// waiting makes /readyz report the agent as not ready, for the reason phase returns at each
+// request, until ready or stopping is called.
+func (s *opsServer) waiting(phase func() string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.check, s.phaseOf = nil, phase
+}
+
 // stopping makes /readyz report the agent as stopping.
 func (s *opsServer) stopping() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.check, s.phase = nil, "stopping"
+	s.check, s.phase, s.phaseOf = nil, "stopping", nil
 }
 
 // stop closes the listener and waits, within timeout, for requests in flight.
@@ -84,9 +93,12 @@ func (s *opsServer) stop(timeout time.Duration) {
 
 func (s *opsServer) readyz(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	check, phase := s.check, s.phase
+	check, phase, phaseOf := s.check, s.phase, s.phaseOf
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if check == nil && phaseOf != nil {
+		phase = phaseOf()
+	}
 	if check == nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = fmt.Fprintf(w, "not ready: %s\n", phase)

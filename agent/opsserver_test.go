@@ -44,6 +44,15 @@ func TestOpsServerReadiness(t *testing.T) {
 	if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "starting") {
 		t.Errorf("/readyz while starting = %d %q, want 503 starting", code, body)
 	}
+	waitingFor := "pki:pki/web"
+	s.waiting(func() string { return "waiting for the first discovery refresh of " + waitingFor })
+	if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable || body != "not ready: waiting for the first discovery refresh of pki:pki/web\n" {
+		t.Errorf("/readyz while waiting for discovery = %d %q", code, body)
+	}
+	waitingFor = "kv-v2:secret"
+	if _, body := get(t, base+"/readyz"); !strings.Contains(body, "kv-v2:secret") {
+		t.Errorf("/readyz does not follow what the agent waits for: %q", body)
+	}
 	tests := []struct {
 		name        string
 		vault, nats string

@@ -154,6 +154,7 @@ func (p *pipeline) reconcile(ctx context.Context, ev *events.ChangeEvent, log lo
 		return *prev, nil
 	}
 	started := time.Now().UTC()
+	discovered := p.catalog.discoveryReport()
 	matches := p.sidecar.scope(p.catalog.resolve(ev.Data), log)
 	creds := make([]events.CredentialEvidence, 0, len(matches))
 	for i, m := range matches {
@@ -173,6 +174,7 @@ func (p *pipeline) reconcile(ctx context.Context, ev *events.ChangeEvent, log lo
 	}
 	env := p.evidenceEnvelope(ev.Data.ID, ev.ID, ev.Data.Type, ev.Data.EvidenceTrigger(), started, creds)
 	env.Data.RelatedChangeID = ev.Data.RelatedChangeID
+	env.Data.Discovery = discovered
 	env.Data.Review = p.reviews.outcomeFor(ctx, ev.Data)
 	withEntitlements(&env, ents)
 	return env, nil

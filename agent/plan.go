@@ -2,13 +2,16 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"time"
 
+	vault "github.com/hashicorp/vault/api"
 	"github.com/sirupsen/logrus"
 
+	"github.com/rotation-agent/rotation-agent/discovery/vaultsource"
 	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/rotators"
 )
@@ -16,6 +19,12 @@ import (
 // planCredentials asks each credential a change touches what a rotation would do. It reads
 // Vault and never writes to it.
 func planCredentials(ctx context.Context, registry *rotators.Registry, cat *catalog, ch events.Change, redactor *Redactor) []events.CredentialImpact {
+	return planMatches(ctx, registry, cat, ch, redactor, true)
+}
+
+// planMatches is planCredentials; with ask false the rotators are not asked (no Vault call):
+// only the action is filled in, and an unknown kind is an error.
+func planMatches(ctx context.Context, registry *rotators.Registry, cat *catalog, ch events.Change, redactor *Redactor, ask bool) []events.CredentialImpact {
 	matches := cat.resolve(ch)
 	out := make([]events.CredentialImpact, 0, len(matches))
 	for _, m := range matches {
@@ -25,6 +34,8 @@ func planCredentials(ctx context.Context, registry *rotators.Registry, cat *cata
 		if err == nil {
 			ref = rotators.WithDefaultAction(rot, ref)
 			ci.Action = ref.EffectiveAction()
+		}
+		if err == nil && ask {
 			var plan rotators.Plan
 			plan, err = rot.Plan(ctx, rotators.Request{ChangeID: ch.ID, Credential: ref, Now: time.Now})
 			ci.Current, ci.WouldDo = plan.Current, plan.Changes
@@ -37,9 +48,24 @@ func planCredentials(ctx context.Context, registry *rotators.Registry, cat *cata
 	return out
 }
 
+// PlanOptions change what PlanEvent does.
+type PlanOptions struct {
+	// Offline matches the change against the inventory and the credentials the event names
+	// only, without contacting Vault: no login, no discovery, and no rotator is asked what it
+	// would do. Only the inventory and discovery files and the event size limit of the
+	// configuration are used.
+	Offline bool
+}
+
 // PlanEvent decodes a change event and reports what would be done to each credential it
 // touches, with the impact level. It reads Vault and never writes to it; NATS is not used.
-func PlanEvent(ctx context.Context, cfg Config, payload []byte) (events.Impact, error) {
+// With a discovery file configured it runs every discovery source once, so the plan lists
+// the credentials discovery finds; a source that fails is listed in the report's discovery
+// status (incomplete).
+func PlanEvent(ctx context.Context, cfg Config, payload []byte, opts PlanOptions) (events.Impact, error) {
+	if opts.Offline {
+		return planOffline(ctx, cfg, payload)
+	}
 	if err := cfg.Validate(); err != nil {
 		return events.Impact{}, err
 	}
@@ -48,9 +74,18 @@ func PlanEvent(ctx context.Context, cfg Config, payload []byte) (events.Impact, 
 		return events.Impact{}, fmt.Errorf("event rejected: %w", rej)
 	}
 	redactor := NewRedactor()
+	redactor.Add(cfg.Vault.Token)
 	log, err := NewLogger(io.Discard, "error", redactor)
 	if err != nil {
 		return events.Impact{}, err
+	}
+	var discoveryCfg *vaultsource.Config
+	if cfg.DiscoveryFile != "" {
+		dc, err := loadDiscoveryConfig(cfg.DiscoveryFile)
+		if err != nil {
+			return events.Impact{}, err
+		}
+		discoveryCfg = &dc
 	}
 	startCtx, cancel := context.WithTimeout(ctx, cfg.StartupTimeout)
 	defer cancel()
@@ -66,7 +101,69 @@ func PlanEvent(ctx context.Context, cfg Config, payload []byte) (events.Impact, 
 	if err != nil {
 		return events.Impact{}, err
 	}
+	if discoveryCfg != nil {
+		discoverOnce(ctx, vs.client, *discoveryCfg, cat, redactor)
+	}
 	return impactOf(ctx, registry, cat, ev, events.AgentInfo{ID: cfg.AgentID, Version: Version}, redactor), nil
+}
+
+// discoverOnce runs every discovery source once (reading Vault only) and merges what they
+// find into the catalog, with a report that lists the sources that failed.
+func discoverOnce(ctx context.Context, client *vault.Client, cfg vaultsource.Config, cat *catalog, redactor *Redactor) {
+	bindings, errs := vaultsource.Discover(ctx, client, cfg)
+	report := &events.DiscoveryReport{Status: events.DiscoveryComplete, Sources: cfg.SourceNames()}
+	for _, err := range errs {
+		var se *vaultsource.SourceError
+		if errors.As(err, &se) && se.Failed {
+			report.Failed = append(report.Failed, events.DiscoveryFailure{Source: se.Source, Error: redactor.String(singleLine(se.Err).Error())})
+		}
+	}
+	if len(report.Failed) > 0 {
+		report.Status = events.DiscoveryIncomplete
+	}
+	cat.setDiscovered(bindings)
+	cat.setDiscoveryReport(func() *events.DiscoveryReport { return report })
+}
+
+// planOffline is PlanEvent without Vault: the inventory and the event only.
+func planOffline(ctx context.Context, cfg Config, payload []byte) (events.Impact, error) {
+	if err := cfg.validateOffline(); err != nil {
+		return events.Impact{}, err
+	}
+	ev, rej := events.DecodeChangeEvent(payload, cfg.MaxEventBytes)
+	if rej != nil {
+		return events.Impact{}, fmt.Errorf("event rejected: %w", rej)
+	}
+	redactor := NewRedactor()
+	log, err := NewLogger(io.Discard, "error", redactor)
+	if err != nil {
+		return events.Impact{}, err
+	}
+	registry, err := newRegistry(nil) // kinds and default actions only: no rotator is asked
+	if err != nil {
+		return events.Impact{}, err
+	}
+	cat, err := newCatalog(cfg.InventoryFile, registry.Kinds(), logrus.NewEntry(log))
+	if err != nil {
+		return events.Impact{}, err
+	}
+	if cfg.DiscoveryFile != "" {
+		dc, err := loadDiscoveryConfig(cfg.DiscoveryFile)
+		if err != nil {
+			return events.Impact{}, err
+		}
+		report := &events.DiscoveryReport{Status: events.DiscoverySkipped, Sources: dc.SourceNames()}
+		cat.setDiscoveryReport(func() *events.DiscoveryReport { return report })
+	} else {
+		cat.setDiscoveryReport(func() *events.DiscoveryReport { return &events.DiscoveryReport{Status: events.DiscoverySkipped} })
+	}
+	creds := planMatches(ctx, registry, cat, ev.Data, redactor, false)
+	level, reasons := events.AssessImpact(creds)
+	return events.Impact{
+		SchemaVersion: 1, ChangeID: ev.Data.ID, EventID: ev.ID, ChangeType: ev.Data.Type,
+		Level: level, Reasons: reasons, Credentials: creds, Agent: events.AgentInfo{ID: cfg.AgentID, Version: Version},
+		AssessedAt: time.Now().UTC(), Discovery: cat.discoveryReport(),
+	}, nil
 }
 
 // impactOf builds the impact report of a change event.
@@ -76,6 +173,7 @@ func impactOf(ctx context.Context, registry *rotators.Registry, cat *catalog, ev
 	return events.Impact{
 		SchemaVersion: 1, ChangeID: ev.Data.ID, EventID: ev.ID, ChangeType: ev.Data.Type,
 		Level: level, Reasons: reasons, Credentials: creds, Agent: agent, AssessedAt: time.Now().UTC(),
+		Discovery: cat.discoveryReport(),
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sirupsen/logrus"
 
+	"github.com/rotation-agent/rotation-agent/discovery/vaultsource"
 	"github.com/rotation-agent/rotation-agent/entitlements"
 	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/internal/clock"
@@ -193,11 +194,13 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	defer wg.Wait()
 	bgCtx, cancelBg := context.WithCancel(context.Background())
 	defer cancelBg()
+	var discovering *vaultsource.Cache
 	if cfg.DiscoveryFile != "" {
-		done, err := startDiscovery(bgCtx, cfg.DiscoveryFile, vs.client, cat)
+		cache, done, err := startDiscovery(bgCtx, cfg.DiscoveryFile, vs.client, cat)
 		if err != nil {
 			return err
 		}
+		discovering = cache
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -230,16 +233,18 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		sched.run(bgCtx)
 	}()
 
-	started := log.WithFields(logrus.Fields{"subject": subjects.ChangeCompleted(), "consumer": cfg.NATS.Consumer, "kinds": registry.Kinds()})
-	if ops != nil {
-		ops.ready(readiness(vs, nc))
-		started = started.WithField("metrics_addr", ops.addr)
+	if waitForDiscovery(ctx, discovering, ops, log.WithField("component", "discovery")) {
+		started := log.WithFields(logrus.Fields{"subject": subjects.ChangeCompleted(), "consumer": cfg.NATS.Consumer, "kinds": registry.Kinds()})
+		if ops != nil {
+			ops.ready(readiness(vs, nc))
+			started = started.WithField("metrics_addr", ops.addr)
+		}
+		started.Info("agent started; consuming change events")
+		if opts.Ready != nil {
+			opts.Ready(nc.ConnectedUrlRedacted())
+		}
+		err = consume(ctx, res.consumer, p, cfg, log, vs.healthy.Load)
 	}
-	started.Info("agent started; consuming change events")
-	if opts.Ready != nil {
-		opts.Ready(nc.ConnectedUrlRedacted())
-	}
-	err = consume(ctx, res.consumer, p, cfg, log, vs.healthy.Load)
 	log.Info("agent stopping")
 	if ops != nil {
 		ops.stopping()

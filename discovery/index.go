@@ -129,44 +129,60 @@ func (ix *Index) Match(t events.Targets) []Binding {
 
 // Resolve lists every credential a change touches: those the event names (always), then
 // those of matching bindings, each once, with the action the change's category and the
-// binding's policy decide and the reason it matched.
+// binding's policy decide and the reason it matched. Two references to one credential (see
+// identity) count once: the first wins (the event's, then the inventory's, as bindings are
+// ordered), and when a discovered binding finds a credential the event or the inventory
+// already gave, the reason says so.
 func (ix *Index) Resolve(ch events.Change) []Match {
-	seen := map[string]bool{}
+	seen := map[string]int{}
 	var out []Match
+	add := func(m Match, b *Binding) {
+		id := identity(m.Credential)
+		if i, dup := seen[id]; dup {
+			if b != nil {
+				out[i].Reason = alsoDiscovered(out[i], *b)
+			}
+			return
+		}
+		seen[id] = len(out)
+		out = append(out, m)
+	}
 	for _, ref := range ch.Credentials {
-		seen[ref.Key()] = true
-		out = append(out, Match{Credential: ref, Reason: "named in the event", Source: "event", Window: ix.WindowOf(ref.Key())})
+		add(Match{Credential: ref, Reason: "named in the event", Source: "event", Window: ix.WindowOf(ref.Key())}, nil)
 	}
 	if ix == nil {
 		return out
 	}
 	for _, b := range ix.Match(ch.Targets) {
-		ref := applyPolicy(b, ch.Category)
-		if seen[ref.Key()] {
-			continue
-		}
-		seen[ref.Key()] = true
-		out = append(out, Match{
-			Credential:   ref,
+		add(Match{
+			Credential:   applyPolicy(b, ch.Category),
 			Reason:       fmt.Sprintf("binding %s selects %s", b.Name, b.Selectors.describe()),
 			Source:       b.Source,
 			Binding:      b.Name,
 			Window:       b.Window,
 			Entitlements: b.ApprovedEntitlements,
-		})
+		}, &b)
 	}
 	if ch.Type == events.ChangeEmergency {
 		for _, i := range ix.breakGlass {
 			b := ix.bindings[i]
-			ref := applyPolicy(b, ch.Category)
-			if seen[ref.Key()] {
-				continue
-			}
-			seen[ref.Key()] = true
-			out = append(out, Match{Credential: ref, Reason: fmt.Sprintf("break-glass binding %s (emergency change)", b.Name), Source: b.Source, Window: b.Window})
+			add(Match{Credential: applyPolicy(b, ch.Category), Reason: fmt.Sprintf("break-glass binding %s (emergency change)", b.Name), Source: b.Source, Window: b.Window}, &b)
 		}
 	}
 	return out
+}
+
+// alsoDiscovered returns m's reason, noting that the discovered binding b found the same
+// credential when m came from the event or the inventory (once per binding).
+func alsoDiscovered(m Match, b Binding) string {
+	if !strings.HasPrefix(b.Source, discoveredPrefix) || strings.HasPrefix(m.Source, discoveredPrefix) {
+		return m.Reason
+	}
+	note := "; discovery also found it (binding " + b.Name + ")"
+	if strings.Contains(m.Reason, note) {
+		return m.Reason
+	}
+	return m.Reason + note
 }
 
 // applyPolicy returns the binding's credential with the action for the change category: the

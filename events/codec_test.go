@@ -641,6 +641,9 @@ func evidenceEnvelope(ct ChangeType, creds []CredentialEvidence, full bool) Enve
 			Deadline: testStart.Add(24 * time.Hour), Environments: []string{"production"},
 			Attestations: []Attestation{{By: "alice", Decision: DecisionApprove, Note: "checked", At: testStart.Add(25 * time.Hour)}},
 			Granted:      []string{"token:token/a"}, CleanupChangeID: "review:CHG0031336", EscalatedAt: &escalated, Agent: testAgent}
+		env.Data.Discovery = &DiscoveryReport{Status: DiscoveryStale, Sources: []string{"kv-v2:secret/apps", "pki:pki/web"},
+			Failed: []DiscoveryFailure{{Source: "pki:pki/web", Error: "permission denied"}},
+			Stale:  []StaleSource{{Source: "kv-v2:secret/apps", BindingsFrom: testStart.Add(-time.Hour), FailedRefreshes: 2}}}
 		env.Data.Chain = &ChainLink{Sequence: 7, PreviousSHA256: strings.Repeat("ab", 32)}
 		env.Data.Signature = &Signature{Algorithm: SignatureAlgorithm, KeyID: "transit:transit/evidence", KeyVersion: 2,
 			Value: strings.Repeat("A", 86) + "=="}
@@ -835,6 +838,7 @@ func TestSchemaFieldsMatchGoTypes(t *testing.T) {
 		{"evidence chain", evidenceSchema, []string{"$defs", "chain"}, fullEvidence.Data.Chain},
 		{"evidence signature", evidenceSchema, []string{"$defs", "signature"}, fullEvidence.Data.Signature},
 		{"evidence delivery", evidenceSchema, []string{"$defs", "delivery"}, fullEvidence.Data.Credentials[0].Delivery},
+		{"evidence discovery", evidenceSchema, []string{"$defs", "discovery"}, fullEvidence.Data.Discovery},
 		{"rejection envelope", rejectionSchema, nil, fullRejection},
 		{"rejection", rejectionSchema, []string{"$defs", "rejection"}, fullRejection.Data},
 		{"rejection agent", rejectionSchema, []string{"$defs", "agent"}, testAgent},
@@ -856,6 +860,8 @@ func TestSchemaFieldsMatchGoTypes(t *testing.T) {
 			sorted(StatusReconciled, StatusDrift, StatusPartial, StatusFailed, StatusRejected, StatusNoCredentials, StatusDeferred)},
 		{"entitlement status", evidenceSchema, []string{"$defs", "entitlement", "properties", "status"},
 			sorted(EntitlementMatch, EntitlementDrift, EntitlementRemediated, EntitlementError)},
+		{"discovery status", evidenceSchema, []string{"$defs", "discovery", "properties", "status"},
+			sorted(DiscoveryComplete, DiscoveryStale, DiscoveryIncomplete, DiscoverySkipped)},
 		{"capability status", evidenceSchema, []string{"$defs", "capability", "properties", "status"},
 			sorted(CapabilityMatch, CapabilityDrift, CapabilityNotComputed)},
 		{"capability measured_by", evidenceSchema, []string{"$defs", "capability", "properties", "measured_by"},

@@ -128,6 +128,10 @@ type Evidence struct {
 	// Entitlements compares the access of each identity tied to the change with the approved
 	// access; absent when the change and its bindings approve none.
 	Entitlements []EntitlementEvidence `json:"entitlements,omitempty"`
+	// Discovery says how complete the bindings discovered in Vault were when the change's
+	// credentials were looked up; absent when no discovery is configured or the record is not
+	// about a change's targets.
+	Discovery *DiscoveryReport `json:"discovery,omitempty"`
 	// Controls lists the controls this record evidences (see ControlsFor).
 	Controls []string `json:"controls,omitempty"`
 	// Review is set on the records of a post-change review (trigger review, status

@@ -41,6 +41,9 @@ type Impact struct {
 	Credentials   []CredentialImpact `json:"credentials"`
 	Agent         AgentInfo          `json:"agent"`
 	AssessedAt    time.Time          `json:"assessed_at"`
+	// Discovery says which discovery sources were looked in and how complete they were;
+	// absent when no discovery is configured.
+	Discovery *DiscoveryReport `json:"discovery,omitempty"`
 }
 
 // AssessImpact rates a planned change from what would be done to its credentials.

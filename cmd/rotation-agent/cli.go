@@ -22,8 +22,9 @@ const usage = `usage: rotation-agent <command>
 commands:
   run            run the agent (configuration from ROTATION_AGENT_* and VAULT_* variables)
   config check   validate the configuration and print it with secrets masked
-  plan --event FILE [--output table|json]
+  plan --event FILE [--output table|json] [--offline]
                  show what each credential of a change event would get, reading Vault only
+                 (--offline: the inventory and the event only, without contacting Vault)
   rotate --selector KEY=VALUE --reason TEXT --nkey-seed FILE [--kind K] [--dry-run] [--wait] [--emergency]
                  ask the agent on the bus to rotate the credentials a selector matches
   review list    list the post-change reviews of emergency changes

@@ -156,3 +156,105 @@ func TestNewCacheRefusesABadConfiguration(t *testing.T) {
 		t.Fatal("a bad schedule was accepted")
 	}
 }
+
+// A source that fails its first refresh keeps the cache not ready, and is tried again well
+// before the next scheduled refresh (an hour away) until it succeeds.
+func TestCacheIsReadyOnceEverySourceHasAFirstResult(t *testing.T) {
+	f, client := newFake(t)
+	f.ok("LIST secret/metadata", keys("a"))
+	f.ok("GET secret/metadata/a", kvMeta(map[string]any{"service": "web"}))
+	f.fail("LIST database/static-roles", 403, "permission denied")
+	var rep reports
+	c, err := NewCache(client, Config{KV: []KVSource{{Mount: "secret"}}, Database: []DatabaseSource{{Mount: "database"}}, Interval: time.Hour}, rep.add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.firstRetry = 10 * time.Millisecond
+	if got := c.Pending(); len(got) != 2 {
+		t.Fatalf("pending before any refresh: %v", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := c.Start(ctx)
+
+	deadline := time.Now().Add(20 * time.Second)
+	for f.count("LIST database/static-roles") < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the failing source was tried %d times, want it retried", f.count("LIST database/static-roles"))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case <-c.Ready():
+		t.Fatal("ready while a source has never succeeded")
+	default:
+	}
+	if got := c.Pending(); len(got) != 1 || got[0] != "database:database" {
+		t.Errorf("pending %v, want the database source only", got)
+	}
+	if got := paths(c.Bindings()); len(got) != 1 || got[0] != "kv-v2:secret/a" {
+		t.Errorf("bindings while the database source fails: %v, want the KV one", got)
+	}
+	if st := c.Status(); st[0].Source != "kv-v2:secret" || !st[0].Ready || st[1].Ready || st[1].Stale() {
+		t.Errorf("status %+v", st)
+	}
+
+	f.ok("LIST database/static-roles", keys("app"))
+	f.ok("GET database/static-roles/app", map[string]any{"db_name": "pg", "username": "app_user"})
+	select {
+	case <-c.Ready():
+	case <-time.After(20 * time.Second):
+		t.Fatalf("not ready after the source recovered; pending %v", c.Pending())
+	}
+	if got := c.Pending(); got != nil {
+		t.Errorf("pending %v once ready", got)
+	}
+	if got := len(c.Bindings()); got != 3 {
+		t.Errorf("%d bindings once ready, want 3", got)
+	}
+	// Ready, the cache waits for its schedule: no more retries.
+	n := f.count("LIST database/static-roles")
+	time.Sleep(100 * time.Millisecond)
+	if m := f.count("LIST database/static-roles"); m != n {
+		t.Errorf("refreshes went on after every source had a result: %d then %d", n, m)
+	}
+	cancel()
+	<-done
+}
+
+// A source that succeeded once and then fails keeps its result; after StaleAfterFailures
+// failed refreshes in a row the result counts as stale, until a refresh succeeds again.
+func TestCacheSourceTurnsStale(t *testing.T) {
+	f, client := newFake(t)
+	f.ok("LIST secret/metadata", keys("a"))
+	f.ok("GET secret/metadata/a", kvMeta(map[string]any{"service": "web"}))
+	c, err := NewCache(client, Config{KV: []KVSource{{Mount: "secret"}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	c.now = func() time.Time { return at }
+	c.Refresh(context.Background())
+	select {
+	case <-c.Ready():
+	default:
+		t.Fatal("not ready after a successful refresh")
+	}
+	c.now = func() time.Time { return at.Add(time.Hour) }
+	f.fail("LIST secret/metadata", 503, "Vault is sealed")
+	for i := 1; i <= StaleAfterFailures; i++ {
+		c.Refresh(context.Background())
+		st := c.Status()[0]
+		if st.Failures != i || st.Stale() != (i >= StaleAfterFailures) || !st.LastGood.Equal(at) {
+			t.Errorf("after %d failed refreshes: %+v, stale %v", i, st, st.Stale())
+		}
+	}
+	if len(c.Bindings()) != 1 {
+		t.Error("a stale source lost its bindings")
+	}
+	f.ok("LIST secret/metadata", keys("a"))
+	c.Refresh(context.Background())
+	if st := c.Status()[0]; st.Stale() || st.Failures != 0 || !st.LastGood.Equal(at.Add(time.Hour)) {
+		t.Errorf("after a successful refresh: %+v", st)
+	}
+}

@@ -173,3 +173,13 @@ func validName(s string, slashes bool) bool {
 	}
 	return true
 }
+
+// SourceNames lists the configured sources as they appear in SourceError and SourceStatus,
+// in the order they run.
+func (c Config) SourceNames() []string {
+	var out []string
+	for _, s := range c.sources() {
+		out = append(out, s.key)
+	}
+	return out
+}
