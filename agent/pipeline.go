@@ -158,12 +158,12 @@ func (p *pipeline) reconcile(ctx context.Context, ev *events.ChangeEvent, log lo
 	creds := make([]events.CredentialEvidence, 0, len(matches))
 	for i, m := range matches {
 		ref := m.Credential
-		clog := log.WithFields(logrus.Fields{FieldCredential: ref.ID(), FieldAction: ref.EffectiveAction(), "matched_by": m.Reason})
+		clog := log.WithFields(logrus.Fields{FieldCredential: ref.ID(), FieldAction: ref.EffectiveAction(), "matched_by": m.Reason, "source": m.Source})
 		ce, err := p.credential(ctx, ev, ref, m.Window, clog, final)
 		if err != nil {
 			return events.Envelope[events.Evidence]{}, err
 		}
-		ce.MatchedBy = m.Reason
+		ce.MatchedBy, ce.Source = m.Reason, m.Source
 		creds = append(creds, ce)
 		p.progress(ev.Data.ID, ce, i+1, len(matches))
 	}

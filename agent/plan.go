@@ -20,7 +20,7 @@ func planCredentials(ctx context.Context, registry *rotators.Registry, cat *cata
 	out := make([]events.CredentialImpact, 0, len(matches))
 	for _, m := range matches {
 		ref := m.Credential
-		ci := events.CredentialImpact{Credential: ref.ID(), Kind: ref.Kind, MatchedBy: m.Reason, Action: ref.EffectiveAction()}
+		ci := events.CredentialImpact{Credential: ref.ID(), Kind: ref.Kind, MatchedBy: m.Reason, Source: m.Source, Action: ref.EffectiveAction()}
 		rot, err := registry.Lookup(ref.Kind)
 		if err == nil {
 			ref = rotators.WithDefaultAction(rot, ref)

@@ -21,13 +21,15 @@ const HighImpactCredentials = 5
 
 // CredentialImpact is what the agent would do to one credential of a planned change.
 type CredentialImpact struct {
-	Credential string      `json:"credential"`
-	Kind       string      `json:"kind"`
-	Action     Action      `json:"action"`
-	MatchedBy  string      `json:"matched_by"`
-	Current    Fingerprint `json:"current,omitempty"`
-	WouldDo    []string    `json:"would_do,omitempty"`
-	Error      string      `json:"error,omitempty"`
+	Credential string `json:"credential"`
+	Kind       string `json:"kind"`
+	Action     Action `json:"action"`
+	MatchedBy  string `json:"matched_by"`
+	// Source says where the credential's reference came from, as in CredentialEvidence.
+	Source  string      `json:"source,omitempty"`
+	Current Fingerprint `json:"current,omitempty"`
+	WouldDo []string    `json:"would_do,omitempty"`
+	Error   string      `json:"error,omitempty"`
 }
 
 // Impact is the identity impact report of a planned change, published before implementation.

@@ -45,6 +45,9 @@ func TestPlannedChangeImpactReport(t *testing.T) {
 		!strings.Contains(low.Credentials[0].MatchedBy, "binding payments-db") || len(low.Credentials[0].WouldDo) == 0 {
 		t.Errorf("ordinary planned change: %+v", low)
 	}
+	if len(low.Credentials) == 1 && low.Credentials[0].Source != "inventory:"+file+":3" {
+		t.Errorf("impact source = %q, want the binding's file and line", low.Credentials[0].Source)
+	}
 	high := bus.WaitImpact(t, "CHG-PLAN-HIGH", waitEvidence).Data
 	// A decommission revokes; a KV v2 secret cannot be revoked, which the board must see too.
 	if high.Level != events.ImpactHigh || high.Credentials[0].Action != events.ActionRevoke ||
