@@ -13,9 +13,10 @@ import (
 	"github.com/rotation-agent/rotation-agent/rotators"
 )
 
-// planCredentials asks each credential a change touches what a rotation would do. It reads
-// Vault and never writes to it.
-func planCredentials(ctx context.Context, registry *rotators.Registry, cat *catalog, ch events.Change, redactor *Redactor) []events.CredentialImpact {
+// planCredentials asks each credential a change touches what a rotation would do, and records
+// the overlap window a rotation would keep (defaultOverlap when the credential sets none). It
+// reads Vault and never writes to it.
+func planCredentials(ctx context.Context, registry *rotators.Registry, cat *catalog, ch events.Change, defaultOverlap time.Duration, redactor *Redactor) []events.CredentialImpact {
 	matches := cat.resolve(ch)
 	out := make([]events.CredentialImpact, 0, len(matches))
 	for _, m := range matches {
@@ -28,6 +29,12 @@ func planCredentials(ctx context.Context, registry *rotators.Registry, cat *cata
 			var plan rotators.Plan
 			plan, err = rot.Plan(ctx, rotators.Request{ChangeID: ch.ID, Credential: ref, Now: time.Now})
 			ci.Current, ci.WouldDo = plan.Current, plan.Changes
+		}
+		if err == nil && ci.Action != events.ActionRevoke {
+			var overlap time.Duration
+			if overlap, err = overlapOf(ref, defaultOverlap); err == nil {
+				ci.Overlap = overlap.String()
+			}
 		}
 		if err != nil {
 			ci.Error = redactor.String(singleLine(err).Error())
@@ -66,12 +73,12 @@ func PlanEvent(ctx context.Context, cfg Config, payload []byte) (events.Impact, 
 	if err != nil {
 		return events.Impact{}, err
 	}
-	return impactOf(ctx, registry, cat, ev, events.AgentInfo{ID: cfg.AgentID, Version: Version}, redactor), nil
+	return impactOf(ctx, registry, cat, ev, cfg.Overlap, events.AgentInfo{ID: cfg.AgentID, Version: Version}, redactor), nil
 }
 
 // impactOf builds the impact report of a change event.
-func impactOf(ctx context.Context, registry *rotators.Registry, cat *catalog, ev *events.ChangeEvent, agent events.AgentInfo, redactor *Redactor) events.Impact {
-	creds := planCredentials(ctx, registry, cat, ev.Data, redactor)
+func impactOf(ctx context.Context, registry *rotators.Registry, cat *catalog, ev *events.ChangeEvent, defaultOverlap time.Duration, agent events.AgentInfo, redactor *Redactor) events.Impact {
+	creds := planCredentials(ctx, registry, cat, ev.Data, defaultOverlap, redactor)
 	level, reasons := events.AssessImpact(creds)
 	return events.Impact{
 		SchemaVersion: 1, ChangeID: ev.Data.ID, EventID: ev.ID, ChangeType: ev.Data.Type,

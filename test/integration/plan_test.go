@@ -50,6 +50,10 @@ func TestPlanIsADryRun(t *testing.T) {
 	if len(plans) != 3 || plans[0].Current["version"] != "2" || plans[0].Error != "" || plans[1].Error == "" || plans[2].Error == "" {
 		t.Errorf("plans = %+v", plans)
 	}
+	// No overlap option and the agent's default overlap (0s): the old version is retired at once.
+	if len(plans) > 0 && plans[0].Overlap != "0s" {
+		t.Errorf("overlap = %q, want 0s (ROTATION_AGENT_OVERLAP's default)", plans[0].Overlap)
+	}
 	if impact.Level != events.ImpactHigh || plans[0].MatchedBy != "named in the event" || plans[0].Source != "event" {
 		t.Errorf("impact %s (two credentials cannot be acted on), matched_by %q, source %q", impact.Level, plans[0].MatchedBy, plans[0].Source)
 	}
