@@ -159,8 +159,10 @@ func (p *pipeline) reconcile(ctx context.Context, ev *events.ChangeEvent, log lo
 	for i, m := range matches {
 		ref := m.Credential
 		clog := log.WithFields(logrus.Fields{FieldCredential: ref.ID(), FieldAction: ref.EffectiveAction(), "matched_by": m.Reason, "source": m.Source})
-		ce, err := p.credential(ctx, ev, ref, m.Window, clog, final)
-		if err != nil {
+		var ce events.CredentialEvidence
+		if err := p.catalog.authorise(ref); err != nil {
+			ce = p.refused(ref, err, clog)
+		} else if ce, err = p.credential(ctx, ev, ref, m.Window, clog, final); err != nil {
 			return events.Envelope[events.Evidence]{}, err
 		}
 		ce.MatchedBy, ce.Source = m.Reason, m.Source

@@ -26,6 +26,9 @@ func planCredentials(ctx context.Context, registry *rotators.Registry, cat *cata
 		if err == nil {
 			ref = rotators.WithDefaultAction(rot, ref)
 			ci.Action = ref.EffectiveAction()
+			err = cat.authorise(ref)
+		}
+		if err == nil {
 			var plan rotators.Plan
 			plan, err = rot.Plan(ctx, rotators.Request{ChangeID: ch.ID, Credential: ref, Now: time.Now})
 			ci.Current, ci.WouldDo = plan.Current, plan.Changes
