@@ -75,16 +75,23 @@ func (c *catalog) load() error {
 	return err
 }
 
-// read loads the inventory like load and also returns the SHA-256 of the content it read.
-// The file's modification time and size are recorded even when the content is bad.
+// read loads the inventory like load and also returns the SHA-256 of the content it read (of
+// the error when the file cannot be read). The file's modification time and size are recorded
+// even when the content is bad or unreadable.
 func (c *catalog) read() ([sha256.Size]byte, error) {
 	info, statErr := os.Stat(c.path)
+	var (
+		sum      [sha256.Size]byte
+		bindings []discovery.Binding
+	)
 	raw, err := os.ReadFile(c.path)
 	if err != nil {
-		return [sha256.Size]byte{}, fmt.Errorf("inventory: %w", err)
+		err = fmt.Errorf("inventory: %w", err)
+		sum = sha256.Sum256([]byte(err.Error()))
+	} else {
+		sum = sha256.Sum256(raw)
+		bindings, err = discovery.ParseInventory(c.path, raw, c.kinds)
 	}
-	sum := sha256.Sum256(raw)
-	bindings, err := discovery.ParseInventory(c.path, raw, c.kinds)
 	c.mu.Lock()
 	if statErr == nil {
 		c.modTime, c.size = info.ModTime(), info.Size()
@@ -128,7 +135,7 @@ func (c *catalog) reload(why string) {
 	}
 	entry := c.log.WithField("file", c.path).WithField("trigger", why)
 	c.mu.Lock()
-	seen := sum == c.failed && sum != [sha256.Size]byte{}
+	seen := sum == c.failed
 	c.failed = sum
 	c.mu.Unlock()
 	if seen {

@@ -195,6 +195,35 @@ func TestCatalogReloadLogsABadFileOnce(t *testing.T) {
 	}
 }
 
+// A file that cannot be read is logged once too, not at every check.
+func TestCatalogReloadLogsAnUnreadableFileOnce(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "inventory.yaml")
+	writeInventory(t, file, catalogGood, time.Now().Add(-time.Hour))
+	log, hook := logtest.NewNullLogger()
+	c, err := newCatalog(file, catalogKinds, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A directory where the file was: stat works, reading fails.
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(file, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if c.changed() {
+			c.reload(reloadChanged)
+		}
+	}
+	if got := messages(hook, logrus.ErrorLevel); len(got) != 1 || !strings.Contains(got[0], "is a directory") {
+		t.Errorf("errors = %q, want the read failure once", got)
+	}
+	if got := resolvedPaths(c, events.Targets{Services: []string{"payments"}}); len(got) != 1 {
+		t.Errorf("the last good inventory was not kept: %v", got)
+	}
+}
+
 // watch reloads on a signal even when the file check would not notice: here the file keeps
 // its size and modification time, and the check runs once an hour.
 func TestCatalogWatchReloadsOnSignal(t *testing.T) {
