@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -25,9 +27,14 @@ type catalog struct {
 
 	index atomic.Pointer[discovery.Index]
 
-	mu         sync.Mutex
-	modTime    time.Time
-	size       int64
+	mu sync.Mutex
+	// modTime and size are those of the file last read, loaded or not, so a bad file is not
+	// read again until it changes.
+	modTime time.Time
+	size    int64
+	// failed is the SHA-256 of the content of the last failed reload (zero after a good
+	// load), so each bad content has its problems logged once.
+	failed     [sha256.Size]byte
 	inventory  []discovery.Binding
 	discovered []discovery.Binding
 	// report says how complete discovery is; nil when no discovery is configured.
@@ -85,20 +92,41 @@ func newCatalog(path string, kinds []string, log logrus.FieldLogger) (*catalog, 
 
 // load reads the inventory and swaps the index in; on error the old index stays.
 func (c *catalog) load() error {
+	_, err := c.read()
+	return err
+}
+
+// read loads the inventory like load and also returns the SHA-256 of the content it read (of
+// the error when the file cannot be read). The file's modification time and size are recorded
+// even when the content is bad or unreadable.
+func (c *catalog) read() ([sha256.Size]byte, error) {
 	info, statErr := os.Stat(c.path)
-	bindings, err := discovery.LoadInventory(c.path, c.kinds)
+	var (
+		sum      [sha256.Size]byte
+		bindings []discovery.Binding
+	)
+	raw, err := os.ReadFile(c.path)
 	if err != nil {
-		return err
+		err = fmt.Errorf("inventory: %w", err)
+		sum = sha256.Sum256([]byte(err.Error()))
+	} else {
+		sum = sha256.Sum256(raw)
+		bindings, err = discovery.ParseInventory(c.path, raw, c.kinds)
 	}
 	c.mu.Lock()
-	c.inventory = bindings
-	c.rebuild()
 	if statErr == nil {
 		c.modTime, c.size = info.ModTime(), info.Size()
 	}
+	if err == nil {
+		c.inventory, c.failed = bindings, [sha256.Size]byte{}
+		c.rebuild()
+	}
 	c.mu.Unlock()
+	if err != nil {
+		return sum, err
+	}
 	c.log.WithField("bindings", len(bindings)).WithField("file", c.path).Info("inventory loaded")
-	return nil
+	return sum, nil
 }
 
 // resolve lists the credentials a change touches and why.
@@ -119,15 +147,34 @@ func (c *catalog) changed() bool {
 }
 
 // reload loads the inventory again; a bad file is logged problem by problem and ignored.
+// The problems of a given bad content are logged once: the file check does not read it again
+// until it changes, and a signal on content already refused logs one line.
 func (c *catalog) reload(why string) {
-	if err := c.load(); err != nil {
-		entry := c.log.WithField("file", c.path).WithField("trigger", why)
-		for _, line := range strings.Split(err.Error(), "\n") {
-			entry = entry.WithField("problem", line)
-			entry.Error("inventory reload failed; keeping the last good inventory")
+	sum, err := c.read()
+	if err == nil {
+		return
+	}
+	entry := c.log.WithField("file", c.path).WithField("trigger", why)
+	c.mu.Lock()
+	seen := sum == c.failed
+	c.failed = sum
+	c.mu.Unlock()
+	if seen {
+		if why == reloadSignal {
+			entry.Warn("inventory unchanged since its failed reload; keeping the last good inventory")
 		}
+		return
+	}
+	for _, line := range strings.Split(err.Error(), "\n") {
+		entry.WithField("problem", line).Error("inventory reload failed; keeping the last good inventory")
 	}
 }
+
+// The triggers of a reload, as logged.
+const (
+	reloadSignal  = "signal"
+	reloadChanged = "file changed"
+)
 
 // watch reloads the inventory when the file changes (checked every interval) or when a
 // signal arrives on sighup, until ctx ends.
@@ -142,10 +189,10 @@ func (c *catalog) watch(ctx context.Context, interval time.Duration, sighup <-ch
 		case <-ctx.Done():
 			return
 		case <-sighup:
-			c.reload("signal")
+			c.reload(reloadSignal)
 		case <-ticker.C:
 			if c.changed() {
-				c.reload("file changed")
+				c.reload(reloadChanged)
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -86,9 +87,10 @@ func TestApprovalsPreferTheChangeThenTheFirstBinding(t *testing.T) {
 	got := approvals(ch, matches)
 	var summary []string
 	for _, a := range got {
-		summary = append(summary, a.Identity+"="+strings.Join(a.Policies, ",")+" by "+a.Source)
+		summary = append(summary, fmt.Sprintf("%s=%s by %s may grant %t", a.Identity, strings.Join(a.Policies, ","), a.Source, a.MayGrant))
 	}
-	want := []string{"approle:a=from-change by change event", "entity:b=first by binding first", "group:c= by binding second"}
+	// Only a binding's approval may add policies when remediating.
+	want := []string{"approle:a=from-change by change event may grant false", "entity:b=first by binding first may grant true", "group:c= by binding second may grant true"}
 	if !reflect.DeepEqual(summary, want) {
 		t.Errorf("approvals = %q, want %q", summary, want)
 	}

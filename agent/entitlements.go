@@ -17,19 +17,20 @@ import (
 func approvals(ch events.Change, matches []discovery.Match) []entitlements.Approval {
 	seen := map[string]bool{}
 	var out []entitlements.Approval
-	add := func(list []events.ApprovedEntitlements, source string) {
+	add := func(list []events.ApprovedEntitlements, source string, mayGrant bool) {
 		for _, a := range list {
 			if seen[a.Identity] {
 				continue
 			}
 			seen[a.Identity] = true
-			out = append(out, entitlements.Approval{ApprovedEntitlements: a, Source: source})
+			out = append(out, entitlements.Approval{ApprovedEntitlements: a, Source: source, MayGrant: mayGrant})
 		}
 	}
-	add(ch.ApprovedEntitlements, "change event")
+	// Only the agent's own bindings may approve policies an identity lacks (see MayGrant).
+	add(ch.ApprovedEntitlements, "change event", false)
 	for _, m := range matches {
 		if m.Binding != "" {
-			add(m.Entitlements, "binding "+m.Binding)
+			add(m.Entitlements, "binding "+m.Binding, true)
 		}
 	}
 	return out

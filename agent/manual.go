@@ -99,7 +99,7 @@ func (m *manualService) process(ctx context.Context, msg *nats.Msg) events.Rotat
 	}
 	log := m.p.log.WithFields(logrus.Fields{FieldChangeID: ch.ID, "requester": who, "credentials": len(creds)})
 	if req.DryRun {
-		reply.Status, reply.Plan = events.RotatePlanned, planCredentials(ctx, m.p.registry, m.p.catalog, ch, m.p.redactor)
+		reply.Status, reply.Plan = events.RotatePlanned, planCredentials(ctx, m.p.registry, m.p.catalog, ch, m.p.defaultOverlap, m.p.redactor)
 		log.Info("manual rotation planned (dry run)")
 		return reply
 	}

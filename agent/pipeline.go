@@ -159,12 +159,14 @@ func (p *pipeline) reconcile(ctx context.Context, ev *events.ChangeEvent, log lo
 	creds := make([]events.CredentialEvidence, 0, len(matches))
 	for i, m := range matches {
 		ref := m.Credential
-		clog := log.WithFields(logrus.Fields{FieldCredential: ref.ID(), FieldAction: ref.EffectiveAction(), "matched_by": m.Reason})
-		ce, err := p.credential(ctx, ev, ref, m.Window, clog, final)
-		if err != nil {
+		clog := log.WithFields(logrus.Fields{FieldCredential: ref.ID(), FieldAction: ref.EffectiveAction(), "matched_by": m.Reason, "source": m.Source})
+		var ce events.CredentialEvidence
+		if err := p.catalog.authorise(ref); err != nil {
+			ce = p.refused(ref, err, clog)
+		} else if ce, err = p.credential(ctx, ev, ref, m.Window, clog, final); err != nil {
 			return events.Envelope[events.Evidence]{}, err
 		}
-		ce.MatchedBy = m.Reason
+		ce.MatchedBy, ce.Source = m.Reason, m.Source
 		creds = append(creds, ce)
 		p.progress(ev.Data.ID, ce, i+1, len(matches))
 	}
@@ -275,7 +277,7 @@ func (p *pipeline) drive(ctx context.Context, entry *journalEntry, rev *uint64, 
 	err := lookupErr
 	if err == nil {
 		var overlap time.Duration
-		overlap, err = p.overlap(ref)
+		overlap, err = overlapOf(ref, p.defaultOverlap)
 		if err == nil {
 			log.WithField("step", entry.State.Done).Info("rotating credential")
 			req, forget := p.request(entry, rev)
@@ -371,15 +373,15 @@ func (p *pipeline) request(entry *journalEntry, rev *uint64) (rotators.Request, 
 	}, forget
 }
 
-// overlap is how long the old credential stays valid after the new one is promoted: the
-// credential's "overlap" option, or the agent's default.
-func (p *pipeline) overlap(ref events.CredentialRef) (time.Duration, error) {
+// overlapOf is how long the old credential stays valid after the new one is promoted: the
+// credential's "overlap" option, or def, the agent's default.
+func overlapOf(ref events.CredentialRef, def time.Duration) (time.Duration, error) {
 	if ref.EffectiveAction() == events.ActionRevoke {
 		return 0, nil // a revocation has no old credential to keep alive
 	}
 	v, ok := ref.Options["overlap"]
 	if !ok {
-		return p.defaultOverlap, nil
+		return def, nil
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d < 0 || d > maxOverlap {
@@ -390,7 +392,7 @@ func (p *pipeline) overlap(ref events.CredentialRef) (time.Duration, error) {
 
 // assess publishes the identity impact report of a planned change; nothing is changed.
 func (p *pipeline) assess(ctx context.Context, msg jetstream.Msg, ev *events.ChangeEvent, log logrus.FieldLogger, delivery int) {
-	impact := impactOf(ctx, p.registry, p.catalog, ev, p.agent, p.redactor)
+	impact := impactOf(ctx, p.registry, p.catalog, ev, p.defaultOverlap, p.agent, p.redactor)
 	env := events.Envelope[events.Impact]{
 		SpecVersion: events.SpecVersion, ID: "impact:" + ev.Data.ID + ":" + ev.ID, Source: eventSource + "/" + p.agent.ID,
 		Type: events.TypeImpact, Subject: ev.Data.ID, Time: impact.AssessedAt, DataContentType: "application/json", Data: impact,

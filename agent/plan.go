@@ -16,29 +16,38 @@ import (
 	"github.com/rotation-agent/rotation-agent/rotators"
 )
 
-// planCredentials asks each credential a change touches what a rotation would do. It reads
-// Vault and never writes to it.
-func planCredentials(ctx context.Context, registry *rotators.Registry, cat *catalog, ch events.Change, redactor *Redactor) []events.CredentialImpact {
-	return planMatches(ctx, registry, cat, ch, redactor, true)
+// planCredentials asks each credential a change touches what a rotation would do, and records
+// the overlap window a rotation would keep (defaultOverlap when the credential sets none). It
+// reads Vault and never writes to it.
+func planCredentials(ctx context.Context, registry *rotators.Registry, cat *catalog, ch events.Change, defaultOverlap time.Duration, redactor *Redactor) []events.CredentialImpact {
+	return planMatches(ctx, registry, cat, ch, defaultOverlap, redactor, true)
 }
 
 // planMatches is planCredentials; with ask false the rotators are not asked (no Vault call):
-// only the action is filled in, and an unknown kind is an error.
-func planMatches(ctx context.Context, registry *rotators.Registry, cat *catalog, ch events.Change, redactor *Redactor, ask bool) []events.CredentialImpact {
+// only the action, the authorisation of privileged options and the overlap are filled in, and
+// an unknown kind is an error.
+func planMatches(ctx context.Context, registry *rotators.Registry, cat *catalog, ch events.Change, defaultOverlap time.Duration, redactor *Redactor, ask bool) []events.CredentialImpact {
 	matches := cat.resolve(ch)
 	out := make([]events.CredentialImpact, 0, len(matches))
 	for _, m := range matches {
 		ref := m.Credential
-		ci := events.CredentialImpact{Credential: ref.ID(), Kind: ref.Kind, MatchedBy: m.Reason, Action: ref.EffectiveAction()}
+		ci := events.CredentialImpact{Credential: ref.ID(), Kind: ref.Kind, MatchedBy: m.Reason, Source: m.Source, Action: ref.EffectiveAction()}
 		rot, err := registry.Lookup(ref.Kind)
 		if err == nil {
 			ref = rotators.WithDefaultAction(rot, ref)
 			ci.Action = ref.EffectiveAction()
+			err = cat.authorise(ref)
 		}
 		if err == nil && ask {
 			var plan rotators.Plan
 			plan, err = rot.Plan(ctx, rotators.Request{ChangeID: ch.ID, Credential: ref, Now: time.Now})
 			ci.Current, ci.WouldDo = plan.Current, plan.Changes
+		}
+		if err == nil && ci.Action != events.ActionRevoke {
+			var overlap time.Duration
+			if overlap, err = overlapOf(ref, defaultOverlap); err == nil {
+				ci.Overlap = overlap.String()
+			}
 		}
 		if err != nil {
 			ci.Error = redactor.String(singleLine(err).Error())
@@ -104,7 +113,7 @@ func PlanEvent(ctx context.Context, cfg Config, payload []byte, opts PlanOptions
 	if discoveryCfg != nil {
 		discoverOnce(ctx, vs.client, *discoveryCfg, cat, redactor)
 	}
-	return impactOf(ctx, registry, cat, ev, events.AgentInfo{ID: cfg.AgentID, Version: Version}, redactor), nil
+	return impactOf(ctx, registry, cat, ev, cfg.Overlap, events.AgentInfo{ID: cfg.AgentID, Version: Version}, redactor), nil
 }
 
 // discoverOnce runs every discovery source once (reading Vault only) and merges what they
@@ -157,7 +166,7 @@ func planOffline(ctx context.Context, cfg Config, payload []byte) (events.Impact
 	} else {
 		cat.setDiscoveryReport(func() *events.DiscoveryReport { return &events.DiscoveryReport{Status: events.DiscoverySkipped} })
 	}
-	creds := planMatches(ctx, registry, cat, ev.Data, redactor, false)
+	creds := planMatches(ctx, registry, cat, ev.Data, cfg.Overlap, redactor, false)
 	level, reasons := events.AssessImpact(creds)
 	return events.Impact{
 		SchemaVersion: 1, ChangeID: ev.Data.ID, EventID: ev.ID, ChangeType: ev.Data.Type,
@@ -167,8 +176,8 @@ func planOffline(ctx context.Context, cfg Config, payload []byte) (events.Impact
 }
 
 // impactOf builds the impact report of a change event.
-func impactOf(ctx context.Context, registry *rotators.Registry, cat *catalog, ev *events.ChangeEvent, agent events.AgentInfo, redactor *Redactor) events.Impact {
-	creds := planCredentials(ctx, registry, cat, ev.Data, redactor)
+func impactOf(ctx context.Context, registry *rotators.Registry, cat *catalog, ev *events.ChangeEvent, defaultOverlap time.Duration, agent events.AgentInfo, redactor *Redactor) events.Impact {
+	creds := planCredentials(ctx, registry, cat, ev.Data, defaultOverlap, redactor)
 	level, reasons := events.AssessImpact(creds)
 	return events.Impact{
 		SchemaVersion: 1, ChangeID: ev.Data.ID, EventID: ev.ID, ChangeType: ev.Data.Type,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	vault "github.com/hashicorp/vault/api"
@@ -17,6 +18,11 @@ type Approval struct {
 	events.ApprovedEntitlements
 	// Source is "change event" or "binding <name>".
 	Source string
+	// MayGrant lets remediation add policies the identity lacks. Only an approval the agent
+	// loaded itself (an inventory or discovered binding) may: anyone who can publish a change
+	// event could otherwise grant any identity any policy. Without it remediation may only
+	// remove policies.
+	MayGrant bool
 }
 
 // Checker compares identities in Vault with their approvals.
@@ -77,6 +83,11 @@ func (c *Checker) Check(ctx context.Context, a Approval) (events.EntitlementEvid
 	}
 	if id.Kind == KindToken {
 		out.Error = "a token's policies cannot be changed; revoke the token to remediate"
+		return out, nil
+	}
+	if len(out.MissingPolicies) > 0 && !a.MayGrant {
+		out.Error = fmt.Sprintf("remediation refused: it would add %s, and only an inventory binding's approval may add policies to an identity; an approval from the %s may only remove them",
+			strings.Join(out.MissingPolicies, ", "), a.Source)
 		return out, nil
 	}
 	rem, err := c.remediate(ctx, id, approved)

@@ -123,6 +123,58 @@ func TestCheckRemediates(t *testing.T) {
 	}
 }
 
+// Remediation that would add policies needs an approval from a binding the agent loaded: an
+// approval from a change event may only take policies away.
+func TestCheckRemediationAddsPoliciesOnlyForBindings(t *testing.T) {
+	tests := []struct {
+		name     string
+		current  []string
+		approved []string
+		mayGrant bool
+		status   events.EntitlementStatus
+		written  []any
+		err      string
+	}{
+		{"event approval removes", []string{"admin", "read"}, []string{"read"}, false, events.EntitlementRemediated, []any{"read"}, ""},
+		{"event approval would add", []string{"read"}, []string{"admin", "read"}, false, events.EntitlementDrift, nil,
+			"remediation refused: it would add admin, and only an inventory binding's approval may add policies to an identity; an approval from the change event may only remove them"},
+		{"event approval would add and remove", []string{"admin"}, []string{"read"}, false, events.EntitlementDrift, nil, "remediation refused: it would add read"},
+		{"binding approval adds", []string{"read"}, []string{"admin", "read"}, true, events.EntitlementRemediated, []any{"admin", "read"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, c := checker(t, true)
+			current := tt.current
+			f.On("GET identity/group/name/ops", func(url.Values, map[string]any) (int, any) {
+				return http.StatusOK, map[string]any{"data": map[string]any{"policies": current}}
+			})
+			var written any
+			f.On("PUT identity/group/name/ops", func(_ url.Values, body map[string]any) (int, any) {
+				written = body["policies"]
+				current = tt.approved
+				return http.StatusNoContent, nil
+			})
+			a := approval("group:ops", tt.approved...)
+			if tt.mayGrant {
+				a.Source, a.MayGrant = "binding ops", true
+			}
+			got, err := c.Check(context.Background(), a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Status != tt.status || !strings.HasPrefix(got.Error, tt.err) || (tt.err == "") != (got.Error == "") {
+				t.Errorf("status %s, error %q; want %s, %q", got.Status, got.Error, tt.status, tt.err)
+			}
+			if tt.written == nil && (written != nil || got.Remediation != nil) {
+				t.Errorf("policies written: %v (remediation %+v)", written, got.Remediation)
+			}
+			if tt.written != nil && !reflect.DeepEqual(written, tt.written) {
+				t.Errorf("wrote %v, want %v", written, tt.written)
+			}
+		})
+	}
+}
+
 func TestCheckRemediationNotTakenStaysDrift(t *testing.T) {
 	f, c := checker(t, true)
 	f.On("GET identity/entity/name/svc", vaultfake.OK(map[string]any{"policies": []string{"admin"}}))

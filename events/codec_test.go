@@ -474,6 +474,7 @@ func TestEvidenceSchemaRefuses(t *testing.T) {
 		{"null credentials", "evidence-no-credentials.json", func(d map[string]any) { data(d)["credentials"] = nil }},
 		{"unknown field", "evidence.json", func(d map[string]any) { data(d)["secret"] = "x" }},
 		{"unknown credential field", "evidence.json", func(d map[string]any) { cred(d)["value"] = "x" }},
+		{"source of no known form", "evidence-drift.json", func(d map[string]any) { cred(d)["source"] = "inventory.yaml" }},
 		{"non-string fingerprint", "evidence.json", func(d map[string]any) {
 			cred(d)["after"] = map[string]any{"version": 8}
 		}},
@@ -595,7 +596,7 @@ func credentialEvidence(outcome Outcome, full bool) CredentialEvidence {
 		c.OldCredential = "retired"
 		c.RetireAt, c.RetiredAt = &retireAt, &retiredAt
 		c.Resumed = true
-		c.MatchedBy = "named in the event"
+		c.MatchedBy, c.Source = "named in the event", "event"
 		deferredUntil := testStart.Add(2 * time.Hour)
 		c.DeferredUntil = &deferredUntil
 		c.Error = "first attempt timed out"

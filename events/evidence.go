@@ -101,6 +101,10 @@ type CredentialEvidence struct {
 	// MatchedBy says why the credential was part of the change: named in the event, or the
 	// inventory binding or discovery source whose selectors matched the change's targets.
 	MatchedBy string `json:"matched_by,omitempty"`
+	// Source says where the credential's reference came from: "event" (named in the change
+	// event), "inventory:<file>:<line>" (the inventory binding at that line) or
+	// "discovery:<source>" (a binding discovered in Vault, e.g. discovery:kv-v2:secret/apps/db).
+	Source string `json:"source,omitempty"`
 	// DeferredUntil is when a deferred credential is due to run (the next allowed time).
 	DeferredUntil *time.Time `json:"deferred_until,omitempty"`
 	// Delivery is set by an agent in sidecar mode: how the new credential reached the application.

@@ -50,7 +50,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	} else {
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "CREDENTIAL\tWHY\tACTION\tCURRENT\tWOULD DO")
+		fmt.Fprintln(tw, "CREDENTIAL\tWHY\tSOURCE\tACTION\tCURRENT\tWOULD DO")
 		for _, p := range plans {
 			current := make([]string, 0, len(p.Current))
 			for k, v := range p.Current {
@@ -64,7 +64,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				would = "not checked (offline)"
 			}
 			sort.Strings(current)
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Credential, p.MatchedBy, p.Action, strings.Join(current, ","), would)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Credential, p.MatchedBy, p.Source, p.Action, strings.Join(current, ","), would)
 		}
 		if err := tw.Flush(); err != nil {
 			return fail(stderr, exitFailed, err)

@@ -64,6 +64,10 @@ func TestInventoryMatchesAndReloads(t *testing.T) {
 		!strings.Contains(ev.Data.Credentials[0].MatchedBy, "binding payments-db selects services=payments environments=prod") {
 		t.Fatalf("evidence = %+v", ev.Data)
 	}
+	// The binding starts on line 3 of the file.
+	if got, want := ev.Data.Credentials[0].Source, "inventory:"+file+":3"; got != want {
+		t.Errorf("evidence source = %q, want %q", got, want)
+	}
 	if got := v.KV(t, "inventory/payments-db", 0).VersionMetadata.Version; got != 2 {
 		t.Errorf("bound secret at version %d, want 2", got)
 	}
@@ -89,8 +93,9 @@ func TestInventoryMatchesAndReloads(t *testing.T) {
 	}
 	writeAndWait(inventoryV2, "inventory loaded")
 	bus.Publish(t, change("CHG-INV-3", events.Targets{Hosts: []string{"billing-1.example.internal"}}), "")
-	if ev := bus.WaitEvidence(t, "CHG-INV-3", waitEvidence); len(ev.Data.Credentials) != 1 || ev.Data.Credentials[0].Path != "inventory/billing-api" {
-		t.Fatalf("after reload: %+v", ev.Data)
+	if ev := bus.WaitEvidence(t, "CHG-INV-3", waitEvidence); len(ev.Data.Credentials) != 1 || ev.Data.Credentials[0].Path != "inventory/billing-api" ||
+		ev.Data.Credentials[0].Source != "inventory:"+file+":13" {
+		t.Fatalf("after reload (billing-api is bound at line 13): %+v", ev.Data)
 	}
 
 	writeAndWait("version: 1\nbindings:\n  - name: broken\n    credential: {kind: kv-v2}\n", "inventory reload failed")

@@ -38,7 +38,7 @@ func TestPlanIsADryRun(t *testing.T) {
 		t.Fatalf("plan exit %d, want 1 (two credentials cannot be rotated); output:\n%s", code, table.Output.String())
 	}
 	out := table.Output.String()
-	for _, want := range []string{"kv-v2:secret/plan/db", "write version 3", "check-and-set on version 2", "cannot:", "unknown credential kind"} {
+	for _, want := range []string{"SOURCE", "kv-v2:secret/plan/db", "write version 3", "check-and-set on version 2", "cannot:", "unknown credential kind"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plan table lacks %q:\n%s", want, out)
 		}
@@ -54,8 +54,12 @@ func TestPlanIsADryRun(t *testing.T) {
 	if len(plans) != 3 || plans[0].Current["version"] != "2" || plans[0].Error != "" || plans[1].Error == "" || plans[2].Error == "" {
 		t.Errorf("plans = %+v", plans)
 	}
-	if impact.Level != events.ImpactHigh || plans[0].MatchedBy != "named in the event" {
-		t.Errorf("impact %s (two credentials cannot be acted on), matched_by %q", impact.Level, plans[0].MatchedBy)
+	// No overlap option and the agent's default overlap (0s): the old version is retired at once.
+	if len(plans) > 0 && plans[0].Overlap != "0s" {
+		t.Errorf("overlap = %q, want 0s (ROTATION_AGENT_OVERLAP's default)", plans[0].Overlap)
+	}
+	if impact.Level != events.ImpactHigh || plans[0].MatchedBy != "named in the event" || plans[0].Source != "event" {
+		t.Errorf("impact %s (two credentials cannot be acted on), matched_by %q, source %q", impact.Level, plans[0].MatchedBy, plans[0].Source)
 	}
 	if got := v.KV(t, "plan/db", 0).VersionMetadata.Version; got != 2 {
 		t.Errorf("plan wrote to Vault: version %d", got)

@@ -1,8 +1,12 @@
 package evidence
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 
 	vaultapi "github.com/hashicorp/vault/api"
@@ -28,7 +32,9 @@ func policiesAt(t *testing.T, root *vaultapi.Client, path, key string) []string 
 
 // Token roles, identity entities and groups in drift are remediated under the documented
 // remediation rules, and nothing else about them changes; a token's capability drift on a
-// declared path is measured with sys/capabilities-accessor and stays open.
+// declared path is measured with sys/capabilities-accessor and stays open. A change event's
+// approval may only take policies away: the group it would give a policy is left in drift,
+// while an inventory binding's approval adds the policy another group lacks.
 func TestEveryIdentityKindAgainstVault(t *testing.T) {
 	v := harness.StartVault(t)
 	n := harness.StartNATS(t)
@@ -52,6 +58,20 @@ func TestEveryIdentityKindAgainstVault(t *testing.T) {
 	}
 	entityID := sec.Data["id"].(string)
 	write("identity/group/name/app-team", map[string]any{"policies": []string{"app-admin"}, "member_entity_ids": []string{entityID}})
+	write("identity/group/name/ops-team", map[string]any{"policies": []string{"app-admin"}})
+	v.PutKV(t, "app/db", map[string]any{"password": "canary-identities-app-db"})
+	inventory := filepath.Join(t.TempDir(), "inventory.yaml")
+	if err := os.WriteFile(inventory, []byte(`version: 1
+bindings:
+  - name: app-db
+    select: {services: [app]}
+    credential: {kind: kv-v2, mount: secret, path: app/db}
+    approved_entitlements:
+      - identity: group:ops-team
+        policies: [app-read]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tok, err := root.Auth().Token().Create(&vaultapi.TokenCreateRequest{Policies: []string{"app-admin"}, NoDefaultPolicy: true, TTL: "1h"})
 	if err != nil {
 		t.Fatal(err)
@@ -65,8 +85,18 @@ func TestEveryIdentityKindAgainstVault(t *testing.T) {
 	}
 	cfg := harness.AgentConfig(t, v, tokenWith(t, v, policyFile, remediationPolicyFile), n)
 	cfg.Evidence.RemediateEntitlements = true
+	cfg.InventoryFile = inventory
 	harness.StartAgent(t, cfg)
-	bus.Publish(t, changeWith(t, "CHG-IDS", approved), "evt-CHG-IDS")
+	var change events.ChangeEvent
+	if err := json.Unmarshal(changeWith(t, "CHG-IDS", approved), &change); err != nil {
+		t.Fatal(err)
+	}
+	change.Data.Targets = events.Targets{Services: []string{"app"}}
+	raw, err := json.Marshal(change)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus.Publish(t, raw, "evt-CHG-IDS")
 	ev := bus.WaitEvidence(t, "CHG-IDS", waitEvidence)
 
 	byID := map[string]events.EntitlementEvidence{}
@@ -79,9 +109,18 @@ func TestEveryIdentityKindAgainstVault(t *testing.T) {
 			t.Errorf("%s = %+v, want remediated, extra [app-admin]", id, e)
 		}
 	}
+	// The change event approves app-read, which the group lacks: not written.
 	g := byID["group:app-team"]
-	if g.Status != events.EntitlementRemediated || !reflect.DeepEqual(g.ExtraPolicies, []string{"app-admin"}) || !reflect.DeepEqual(g.MissingPolicies, []string{"app-read"}) {
-		t.Errorf("group = %+v, want remediated with extra app-admin and missing app-read", g)
+	if g.Status != events.EntitlementDrift || g.Remediation != nil || !reflect.DeepEqual(g.ExtraPolicies, []string{"app-admin"}) ||
+		!reflect.DeepEqual(g.MissingPolicies, []string{"app-read"}) ||
+		!strings.HasPrefix(g.Error, "remediation refused: it would add app-read, and only an inventory binding's approval may add policies") {
+		t.Errorf("group approved by the event = %+v, want drift, remediation refused", g)
+	}
+	// The binding approves app-read for ops-team: written, replacing app-admin.
+	ops := byID["group:ops-team"]
+	if ops.Status != events.EntitlementRemediated || ops.Source != "binding app-db" || ops.Remediation == nil || !ops.Remediation.Verified ||
+		!reflect.DeepEqual(ops.MissingPolicies, []string{"app-read"}) {
+		t.Errorf("group approved by the binding = %+v, want remediated, app-read added", ops)
 	}
 	tokEv := byID["token:"+tok.Auth.Accessor]
 	if tokEv.Status != events.EntitlementDrift || len(tokEv.Capabilities) != 1 || tokEv.Capabilities[0].Status != events.CapabilityDrift ||
@@ -107,8 +146,11 @@ func TestEveryIdentityKindAgainstVault(t *testing.T) {
 	if md, _ := ent.Data["metadata"].(map[string]any); md["team"] != "payments" {
 		t.Errorf("entity lost its metadata: %v", ent.Data["metadata"])
 	}
-	if got := policiesAt(t, root, "identity/group/name/app-team", "policies"); !reflect.DeepEqual(got, []string{"app-read"}) {
-		t.Errorf("group policies = %v", got)
+	if got := policiesAt(t, root, "identity/group/name/app-team", "policies"); !reflect.DeepEqual(got, []string{"app-admin"}) {
+		t.Errorf("group policies = %v, want app-admin left as it was", got)
+	}
+	if got := policiesAt(t, root, "identity/group/name/ops-team", "policies"); !reflect.DeepEqual(got, []string{"app-read"}) {
+		t.Errorf("binding-approved group policies = %v, want [app-read]", got)
 	}
 	if got := policiesAt(t, root, "identity/group/name/app-team", "member_entity_ids"); !reflect.DeepEqual(got, []string{entityID}) {
 		t.Errorf("group members = %v, want the entity kept", got)
