@@ -39,6 +39,8 @@ func offlineEnv(t *testing.T, withVault bool) (string, *atomic.Int64) {
 	t.Helper()
 	cleanEnv(t)
 	dir := t.TempDir()
+	// An overlap window keeps the rotations low impact (with none they would be rated high).
+	t.Setenv("ROTATION_AGENT_OVERLAP", "15m")
 	var hits atomic.Int64
 	if withVault {
 		vault := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
