@@ -114,4 +114,3 @@ func (e *env) mustBeRefused(t *testing.T, what, user, password string) {
 		t.Errorf("%s: login as %s = %v, want the database to refuse the password", what, user, err)
 	}
 }
-
