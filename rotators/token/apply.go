@@ -17,8 +17,8 @@ import (
 // errVerify marks a token that is not in the state the step expects.
 var errVerify = errors.New("verification failed")
 
-// Prepare refuses the agent's own token and fingerprints the token to revoke. For a rotation it
-// also checks the token role and records the deliver_to version the rotation writes on. A fresh
+// Prepare refuses the agent's own token and fingerprints the token to revoke; with
+// orphan_children=true it checks deliver_to holds that very token. For a rotation it also checks the token role and records the deliver_to version the rotation writes on. A fresh
 // round after repeated failures keeps the old token recorded by the first round and adds the
 // replacement a failed round delivered to the tokens revoked at retire.
 func (r *Rotator) Prepare(ctx context.Context, req rotators.Request, st *rotators.State) error {
@@ -35,6 +35,14 @@ func (r *Rotator) Prepare(ctx context.Context, req rotators.Request, st *rotator
 	}
 	if !c.rotate {
 		st.Before = fingerprint(c.accessor, info)
+		if c.orphan && info != nil {
+			v, _, err := r.heldIn(ctx, c, c.accessor, 0)
+			if err != nil {
+				return err
+			}
+			st.SetNote(noteHeldIn, strconv.Itoa(v))
+			st.Before[fpVersion] = strconv.Itoa(v)
+		}
 		return nil
 	}
 	if err := r.checkRole(ctx, c.role); err != nil {
@@ -47,6 +55,12 @@ func (r *Rotator) Prepare(ctx context.Context, req rotators.Request, st *rotator
 	st.SetNote(noteBase, strconv.Itoa(cur.Version))
 	if st.Rounds > 0 && st.Before[fpVersion] != "" {
 		return r.supersede(ctx, req, st, str(cur.Data[FieldAccessor]))
+	}
+	if c.orphan && info != nil {
+		// Retire reads the old token from this version to keep its children.
+		if _, _, err := r.heldIn(ctx, c, c.accessor, cur.Version); err != nil {
+			return err
+		}
 	}
 	st.Before = fingerprint(c.accessor, info)
 	st.Before[fpVersion] = strconv.Itoa(cur.Version)
@@ -75,7 +89,8 @@ func (r *Rotator) supersede(ctx context.Context, req rotators.Request, st *rotat
 }
 
 // Apply revokes the token by accessor (action revoke; revoking a token that is gone does
-// nothing), or creates the replacement and delivers it (action rotate). Before creating it
+// nothing) or, with orphan_children=true, with revoke-orphan after reading it from the
+// deliver_to version prepare found it in; or it creates the replacement and delivers it (action rotate). Before creating it
 // saves an intent note; a resumed attempt adopts the replacement already delivered, delivers
 // the one still in memory, or revokes the ones whose value was lost before creating another.
 func (r *Rotator) Apply(ctx context.Context, req rotators.Request, st *rotators.State) error {
@@ -84,6 +99,9 @@ func (r *Rotator) Apply(ctx context.Context, req rotators.Request, st *rotators.
 		return err
 	}
 	if !c.rotate {
+		if c.orphan {
+			return r.revokeOrphan(ctx, c, c.accessor, noteVersion(st.Note(noteHeldIn)))
+		}
 		return r.revokeAccessor(ctx, c.accessor)
 	}
 	if st.Note(noteNewVersion) != "" {

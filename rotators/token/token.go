@@ -29,8 +29,9 @@ const (
 	// OptionDeliverTo names the KV version 2 secret, as "<mount>/<path>", the replacement
 	// token is delivered to (action rotate).
 	OptionDeliverTo = "deliver_to"
-	// OptionOrphanChildren asks to keep the token's children alive. Vault cannot do that by
-	// accessor, so "true" is refused.
+	// OptionOrphanChildren, set to "true", keeps the token's children alive: the token is
+	// revoked with auth/token/revoke-orphan, which takes the token itself, so the option needs
+	// deliver_to naming the KV version 2 secret that holds it.
 	OptionOrphanChildren = "orphan_children"
 )
 
@@ -51,10 +52,11 @@ const (
 	MetaRound = "rotation_round"
 )
 
-// ErrOrphanChildren explains why option orphan_children=true is refused.
-var ErrOrphanChildren = errors.New("option orphan_children=true cannot be honoured: Vault revokes by accessor " +
+// ErrOrphanChildren explains why option orphan_children=true is refused without deliver_to.
+var ErrOrphanChildren = errors.New("option orphan_children=true needs option deliver_to: Vault revokes by accessor " +
 	"(auth/token/revoke-accessor) only together with the token's children; keeping them needs " +
-	"auth/token/revoke-orphan, which takes the token itself (and sudo), never an accessor")
+	"auth/token/revoke-orphan, which takes the token itself (and sudo), never an accessor, so the agent must read " +
+	"the token from the KV version 2 secret deliver_to names")
 
 // Notes kept in the rotation state; none holds a secret.
 const (
@@ -64,6 +66,8 @@ const (
 	noteNewVersion   = "new_version"
 	noteUnrecovered  = "unrecovered_token_at"
 	noteSearchDenied = "token_search"
+	// noteHeldIn is the deliver_to version that holds the token to revoke with revoke-orphan.
+	noteHeldIn = "held_in_version"
 )
 
 // Fingerprint keys.
@@ -72,6 +76,8 @@ const (
 	fpState      = "state"
 	fpVersion    = "deliver_to_version"
 	fpSuperseded = "superseded_accessors"
+	fpChildren   = "children"
+	fpRevokedBy  = "revoked_with"
 )
 
 // Rotator revokes or rotates one token per credential. Token values live only in Vault (the
@@ -101,6 +107,8 @@ type config struct {
 	rotate          bool
 	role            string
 	kvMount, kvPath string
+	// orphan keeps the children of the revoked token: it is revoked with revoke-orphan.
+	orphan bool
 }
 
 func (c config) deliverTo() string { return c.kvMount + "/" + c.kvPath }
@@ -121,18 +129,24 @@ func parse(ref events.CredentialRef) (config, error) {
 		if err != nil {
 			return config{}, rotators.Permanent(fmt.Errorf("%s: option %s=%q: want true or false", ref.ID(), OptionOrphanChildren, v))
 		}
-		if b {
-			return config{}, rotators.Permanent(fmt.Errorf("%s: %w", ref.ID(), ErrOrphanChildren))
-		}
+		c.orphan = b
 	}
 	switch ref.Action {
-	case "":
-		if c.role != "" {
+	case "", events.ActionRevoke:
+		if c.role != "" && ref.Action == "" {
 			return config{}, rotators.Permanent(fmt.Errorf("%s: option %s is set but no action: say action rotate (create a replacement, then revoke) or revoke", ref.ID(), OptionRole))
 		}
-	case events.ActionRevoke:
 		if c.role != "" {
 			return config{}, rotators.Permanent(fmt.Errorf("%s: option %s applies to action rotate only", ref.ID(), OptionRole))
+		}
+		if c.orphan {
+			if _, ok := ref.Options[OptionDeliverTo]; !ok {
+				return config{}, rotators.Permanent(fmt.Errorf("%s: %w", ref.ID(), ErrOrphanChildren))
+			}
+			var err error
+			if c.kvMount, c.kvPath, err = splitDeliverTo(ref.Options[OptionDeliverTo]); err != nil {
+				return config{}, rotators.Permanent(fmt.Errorf("%s: %w", ref.ID(), err))
+			}
 		}
 	case events.ActionRotate:
 		if c.role == "" || strings.Contains(c.role, "/") {
@@ -181,10 +195,21 @@ func (r *Rotator) Plan(ctx context.Context, req rotators.Request) (rotators.Plan
 	fp := fingerprint(c.accessor, info)
 	revoke := fmt.Sprintf("revoke the token with accessor %s (%s) and all its child tokens (auth/token/revoke-accessor), "+
 		"then check auth/token/lookup-accessor no longer finds it", c.accessor, describe(info))
+	if c.orphan {
+		revoke = fmt.Sprintf("revoke the token with accessor %s (%s), read from %s, with auth/token/revoke-orphan: its child tokens "+
+			"stay valid, as orphans; then check auth/token/lookup-accessor no longer finds it", c.accessor, describe(info), c.deliverTo())
+	}
 	if info == nil {
 		revoke = fmt.Sprintf("nothing to revoke: no token has accessor %s (already revoked or expired)", c.accessor)
 	}
 	if !c.rotate {
+		if c.orphan && info != nil {
+			v, _, err := r.heldIn(ctx, c, c.accessor, 0)
+			if err != nil {
+				return rotators.Plan{}, err
+			}
+			fp[fpVersion] = strconv.Itoa(v)
+		}
 		return rotators.Plan{Action: events.ActionRevoke, Current: fp, Changes: []string{revoke}}, nil
 	}
 	if err := r.checkRole(ctx, c.role); err != nil {
@@ -193,6 +218,11 @@ func (r *Rotator) Plan(ctx context.Context, req rotators.Request) (rotators.Plan
 	cur, err := kvdeliver.Read(ctx, r.client, c.kvMount, c.kvPath)
 	if err != nil {
 		return rotators.Plan{}, err
+	}
+	if c.orphan && info != nil {
+		if _, _, err := r.heldIn(ctx, c, c.accessor, cur.Version); err != nil {
+			return rotators.Plan{}, err
+		}
 	}
 	fp[fpVersion] = strconv.Itoa(cur.Version)
 	return rotators.Plan{

@@ -39,6 +39,7 @@ func TestParse(t *testing.T) {
 		name       string
 		ref        events.CredentialRef
 		wantRotate bool
+		wantOrphan bool
 		wantErr    string
 	}{
 		{name: "revoke by default", ref: revoke},
@@ -46,7 +47,14 @@ func TestParse(t *testing.T) {
 		{name: "orphan_children=false is fine", ref: with(revoke, func(r *events.CredentialRef) { r.Options[OptionOrphanChildren] = "false" })},
 		{name: "auth/token mount", ref: with(revoke, func(r *events.CredentialRef) { r.Mount = "auth/token/" })},
 		{name: "rotate", ref: rotateRef(), wantRotate: true},
-		{name: "orphan_children=true refused", ref: with(revoke, func(r *events.CredentialRef) { r.Options[OptionOrphanChildren] = "true" }), wantErr: "revoke-orphan"},
+		{name: "orphan_children=true without deliver_to refused", ref: with(revoke, func(r *events.CredentialRef) { r.Options[OptionOrphanChildren] = "true" }), wantErr: "revoke-orphan"},
+		{name: "orphan_children=true with deliver_to", ref: with(revoke, func(r *events.CredentialRef) {
+			r.Options[OptionOrphanChildren], r.Options[OptionDeliverTo] = "true", "secret/apps/ci"
+		}), wantOrphan: true},
+		{name: "orphan_children=true with a bad deliver_to", ref: with(revoke, func(r *events.CredentialRef) {
+			r.Options[OptionOrphanChildren], r.Options[OptionDeliverTo] = "true", "secret"
+		}), wantErr: "<kv-v2 mount>/<path>"},
+		{name: "rotate keeping children", ref: with(rotateRef(), func(r *events.CredentialRef) { r.Options[OptionOrphanChildren] = "true" }), wantRotate: true, wantOrphan: true},
 		{name: "orphan_children not a bool", ref: with(revoke, func(r *events.CredentialRef) { r.Options[OptionOrphanChildren] = "maybe" }), wantErr: "true or false"},
 		{name: "other mount", ref: with(revoke, func(r *events.CredentialRef) { r.Mount = "approle" }), wantErr: `mount must be "token"`},
 		{name: "no accessor", ref: with(revoke, func(r *events.CredentialRef) { r.Path = "" }), wantErr: "accessor"},
@@ -68,8 +76,8 @@ func TestParse(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parse: %v", err)
 			}
-			if c.rotate != tc.wantRotate {
-				t.Errorf("rotate = %v", c.rotate)
+			if c.rotate != tc.wantRotate || c.orphan != tc.wantOrphan {
+				t.Errorf("rotate = %v, orphan = %v", c.rotate, c.orphan)
 			}
 		})
 	}
@@ -231,5 +239,27 @@ func TestDeliveryConflictRevokesUndelivered(t *testing.T) {
 	}
 	if f.Count("PUT auth/token/revoke-accessor") != 1 {
 		t.Error("the undelivered replacement was not revoked")
+	}
+}
+
+// An error of a request that carried a token never repeats the token, and keeps its class.
+func TestScrubHidesTheToken(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		status    int
+		retryable bool
+	}{{"refused", http.StatusBadRequest, false}, {"server error", http.StatusInternalServerError, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, client := vaultfake.NewRoutes(t, "agent-token")
+			f.On("PUT auth/token/revoke-orphan", vaultfake.Fail(tc.status, "cannot revoke "+oldToken))
+			_, err := client.Logical().Write("auth/token/revoke-orphan", map[string]any{"token": oldToken})
+			got := scrub("revoke", err, oldToken)
+			if strings.Contains(got.Error(), oldToken) || !strings.Contains(got.Error(), "[token]") {
+				t.Errorf("scrubbed error = %q", got)
+			}
+			if rotators.IsRetryable(got) != tc.retryable {
+				t.Errorf("retryable = %v, want %v", rotators.IsRetryable(got), tc.retryable)
+			}
+		})
 	}
 }

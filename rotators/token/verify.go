@@ -28,7 +28,8 @@ func (r *Rotator) Verify(ctx context.Context, req rotators.Request, st *rotators
 		if info != nil {
 			return rotators.Retryable(fmt.Errorf("%w: the token with accessor %s still exists after revoke", errVerify, c.accessor))
 		}
-		st.After = rotators.Fingerprint(fpAccessor, c.accessor, fpState, "revoked")
+		how, children := revokedWith(c)
+		st.After = rotators.Fingerprint(fpAccessor, c.accessor, fpState, "revoked", fpRevokedBy, how, fpChildren, children)
 		return nil
 	}
 	acc := st.Note(noteNewAccessor)
@@ -76,7 +77,8 @@ func (r *Rotator) Verify(ctx context.Context, req rotators.Request, st *rotators
 func (r *Rotator) Promote(context.Context, rotators.Request, *rotators.State) error { return nil }
 
 // Retire has nothing to do for a revocation (Apply revoked the token). After a rotation it
-// revokes the old token by accessor (and any replacement a failed earlier round delivered),
+// revokes the old token by accessor, or with revoke-orphan under orphan_children=true (and any
+// replacement a failed earlier round delivered, by accessor),
 // checks auth/token/lookup-accessor no longer finds it, and that a request with the old token,
 // read from the previous version of deliver_to into memory only, is denied.
 func (r *Rotator) Retire(ctx context.Context, req rotators.Request, st *rotators.State) error {
@@ -96,7 +98,13 @@ func (r *Rotator) Retire(ctx context.Context, req rotators.Request, st *rotators
 	if old == st.Note(noteNewAccessor) {
 		return rotators.Permanent(fmt.Errorf("the old and the replacement token of %s have the same accessor; not revoked", req.Credential.ID()))
 	}
-	if err := r.revokeAccessor(ctx, old); err != nil {
+	if c.orphan {
+		// The old token is read from the deliver_to version the rotation started from.
+		err = r.revokeOrphan(ctx, c, old, noteVersion(st.Before[fpVersion]))
+	} else {
+		err = r.revokeAccessor(ctx, old)
+	}
+	if err != nil {
 		return err
 	}
 	info, err := r.lookupAccessor(ctx, old)
@@ -107,6 +115,7 @@ func (r *Rotator) Retire(ctx context.Context, req rotators.Request, st *rotators
 		return rotators.Retryable(fmt.Errorf("%w: the old token (accessor %s) still exists after revoke", errVerify, old))
 	}
 	st.After["old_token"] = "revoked"
+	st.After[fpRevokedBy], st.After[fpChildren] = revokedWith(c)
 	denied, err := r.oldTokenDenied(ctx, c, st, old)
 	if err != nil {
 		return err

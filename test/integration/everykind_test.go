@@ -12,7 +12,9 @@ import (
 
 // One change naming one credential of every kind: the agent, running under the documented
 // least-privilege policy, rotates or revokes each as asked, verifies each against its real
-// target, and publishes one evidence record carrying every fingerprint and no secret.
+// target, and publishes one evidence record carrying every fingerprint and no secret. Each
+// fixture's Check compares the kind's fingerprint keys, before and after, with Vault's own
+// state (versions, last_vault_rotation, serials, key versions, accessors, lease counts).
 func TestOneChangeEveryKind(t *testing.T) {
 	ctx := context.Background()
 	v := harness.StartVault(t)
@@ -44,8 +46,8 @@ func TestOneChangeEveryKind(t *testing.T) {
 	}
 	for i, f := range all {
 		c := ev.Data.Credentials[i]
-		if c.Credential != refs[i].ID() || !c.Verified || c.OldCredential != "retired" || len(c.After) == 0 {
-			t.Errorf("%s: evidence %+v, want verified, old credential retired, fingerprints", f.Name, c)
+		if c.Credential != refs[i].ID() || !c.Verified || c.OldCredential != "retired" || len(c.Before) == 0 || len(c.After) == 0 {
+			t.Errorf("%s: evidence %+v, want verified, old credential retired, fingerprints before and after", f.Name, c)
 			continue
 		}
 		wantAction, wantOutcome := events.ActionRotate, events.OutcomeRotated

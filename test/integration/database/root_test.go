@@ -46,7 +46,7 @@ func rootRef() events.CredentialRef {
 }
 
 func rotateRootCalls(e *env) int {
-	return e.calls.count("PUT", "database/rotate-root/pgroot") + e.calls.count("POST", "database/rotate-root/pgroot")
+	return e.calls.Count("PUT", "database/rotate-root/pgroot")
 }
 
 // dynamicUsers counts the roles Vault created for dynamic credentials that still exist.
@@ -216,7 +216,7 @@ func TestRootUncertainApplyRotatesAgainAndSaysSo(t *testing.T) {
 	if resumed.After["uncertain_apply"] != "true" || resumed.After["rotate_root_calls"] != "2" || !resumed.Verified {
 		t.Errorf("after = %v verified %t", resumed.After, resumed.Verified)
 	}
-	if e.calls.count("PUT", "database/reset/pgroot") < 2 {
+	if e.calls.Count("PUT", "database/reset/pgroot") < 2 {
 		t.Error("the connection was not checked before rotating again")
 	}
 }

@@ -5,9 +5,6 @@ package database
 
 import (
 	"context"
-	"net/http"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -37,29 +34,22 @@ path "secret/data/db/*"         { capabilities = ["read", "create", "update"] }
 const verifyRole = "rotation-agent-verify"
 
 // env is a Vault with the database engine mounted at database/, configured for a PostgreSQL
-// server, and a client for the agent that counts the requests it sends.
+// server, and a client for the agent that counts the requests Vault answered.
 type env struct {
 	v      *harness.Vault
 	pg     *postgres.Server
 	client *vaultapi.Client
-	calls  *callCounter
+	calls  *drive.Calls
 }
 
 func setup(t *testing.T) *env {
 	t.Helper()
-	e := &env{v: harness.StartVault(t), pg: postgres.Start(t), calls: &callCounter{n: map[string]int{}}}
+	e := &env{v: harness.StartVault(t), pg: postgres.Start(t)}
 	if err := e.v.Root.Sys().Mount("database", &vaultapi.MountInput{Type: "database"}); err != nil {
 		t.Fatalf("mount database: %v", err)
 	}
 	e.configure(t, "pg", e.pg.Superuser, e.pg.Password)
-	token := drive.PolicyToken(t, e.v, "rotation-agent-db", agentPolicy, "1h")
-	cfg := drive.ClientConfig(t, e.v)
-	cfg.HttpClient.Transport = &countingTransport{next: cfg.HttpClient.Transport, c: e.calls}
-	var err error
-	if e.client, err = vaultapi.NewClient(cfg); err != nil {
-		t.Fatalf("client: %v", err)
-	}
-	e.client.SetToken(token)
+	e.client, e.calls = drive.CountingClient(t, e.v, drive.PolicyToken(t, e.v, "rotation-agent-db", agentPolicy, "1h"))
 	return e
 }
 
@@ -123,32 +113,4 @@ func (e *env) mustBeRefused(t *testing.T, what, user, password string) {
 	if err := e.pg.CanLogin(ctx, user, password); !postgres.IsAuthFailure(err) {
 		t.Errorf("%s: login as %s = %v, want the database to refuse the password", what, user, err)
 	}
-}
-
-// callCounter counts the agent's requests Vault answered, by method and path.
-type callCounter struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func (c *callCounter) count(method, path string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n[method+" "+path]
-}
-
-type countingTransport struct {
-	next http.RoundTripper
-	c    *callCounter
-}
-
-// RoundTrip counts the requests Vault answered.
-func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := t.next.RoundTrip(r)
-	if err == nil {
-		t.c.mu.Lock()
-		t.c.n[r.Method+" "+strings.TrimPrefix(r.URL.Path, "/v1/")]++
-		t.c.mu.Unlock()
-	}
-	return resp, err
 }

@@ -43,7 +43,7 @@ func TestStaticRoleRotation(t *testing.T) {
 	if pw, lvr := e.creds(t, "app"); pw != oldPw || !lvr.Equal(lvr0) {
 		t.Fatal("plan changed the role")
 	}
-	if n := e.calls.count("PUT", "database/rotate-role/app") + e.calls.count("POST", "database/rotate-role/app"); n != 0 {
+	if n := e.calls.Count("PUT", "database/rotate-role/app"); n != 0 {
 		t.Fatalf("plan called rotate-role %d times", n)
 	}
 
@@ -251,7 +251,7 @@ func TestStaticRoleVerifyCatchesPasswordThatDoesNotWork(t *testing.T) {
 }
 
 func rotateRoleCalls(e *env, role string) int {
-	return e.calls.count("PUT", "database/rotate-role/"+role) + e.calls.count("POST", "database/rotate-role/"+role)
+	return e.calls.Count("PUT", "database/rotate-role/"+role)
 }
 
 // sameTime compares a fingerprint timestamp with a time from Vault.

@@ -38,6 +38,8 @@ path "auth/token/revoke-accessor" { capabilities = ["update"] }
 path "auth/token/roles/+" { capabilities = ["read"] }
 path "auth/token/create/+" { capabilities = ["update"] }
 path "auth/token/accessors" { capabilities = ["list", "sudo"] }
+path "auth/token/lookup" { capabilities = ["update"] }
+path "auth/token/revoke-orphan" { capabilities = ["update", "sudo"] }
 
 path "sys/leases/lookup/*" { capabilities = ["list", "sudo"] }
 path "sys/leases/lookup" { capabilities = ["update"] }
@@ -50,6 +52,12 @@ path "sys/leases/revoke-force/*" { capabilities = ["update", "sudo"] }
 func agentClient(t *testing.T, v *harness.Vault, policy string) *vaultapi.Client {
 	t.Helper()
 	return clientWith(t, v, drive.PolicyToken(t, v, "identity-agent", policy, "2h"))
+}
+
+// countingAgentClient is agentClient, with the requests Vault answered counted.
+func countingAgentClient(t *testing.T, v *harness.Vault, policy string) (*vaultapi.Client, *drive.Calls) {
+	t.Helper()
+	return drive.CountingClient(t, v, drive.PolicyToken(t, v, "identity-agent", policy, "2h"))
 }
 
 // clientWith returns a client sending token (none when empty).

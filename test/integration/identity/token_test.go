@@ -94,8 +94,9 @@ func TestTokenRevokeByAccessor(t *testing.T) {
 	r.assertNoLeak(map[string]string{"token": parent, "child token": child})
 }
 
-// Vault cannot keep children when revoking by accessor: orphan_children=true is refused, and
-// so is revoking the agent's own token. Nothing is revoked.
+// Vault cannot keep children when revoking by accessor: orphan_children=true without deliver_to
+// (where the agent would read the token itself) is refused, and so is revoking the agent's own
+// token. Nothing is revoked.
 func TestTokenRefusals(t *testing.T) {
 	v := harness.StartVault(t)
 	parent, acc, child := tokenWithChild(t, v)

@@ -308,7 +308,8 @@ func TestTransitAdoptsAForeignRotation(t *testing.T) {
 }
 
 // Between apply and verify an operator rotates again and raises min_decryption_version past
-// the new version: the version the rotation made no longer decrypts, and verify says so.
+// the new version: the version the rotation made no longer decrypts, and verify says so. The
+// driver then starts a fresh round, which rotates the key once more; that version works.
 func TestTransitVerifyCatchesAVersionThatDoesNotDecrypt(t *testing.T) {
 	e := setupTransit(t, "aes256-gcm96", nil)
 	j, c := &drive.Journal{Fail: drive.FailAtStep(rotators.StepVerify)}, drive.NewClock(time.Now())
@@ -332,6 +333,36 @@ func TestTransitVerifyCatchesAVersionThatDoesNotDecrypt(t *testing.T) {
 	}
 	if st.Done != rotators.StepApply || st.Failures != 1 {
 		t.Errorf("state done=%q failures=%d, want apply and 1", st.Done, st.Failures)
+	}
+	errs := []error{err}
+
+	// Verify keeps failing on version 2; after the third failure the rotation starts over and
+	// rotates once more: version 4 (after the operator's version 3) passes verify.
+	var out rotators.Outcome
+	for i := 0; i < 2*rotators.MaxStepFailures && !out.Completed; i++ {
+		out, err = drive.Run(t, e.rot, request(e.ref, j, c), &st, overlap)
+		errs = append(errs, err)
+		if !out.Completed && err != nil && !strings.Contains(err.Error(), "version 2 was refused") {
+			t.Fatalf("attempt %d failed for another reason: %v", i, err)
+		}
+	}
+	if !out.Completed || st.Rounds != 1 || !st.Verified {
+		t.Fatalf("outcome %+v rounds %d verified %t err %v, want completed in a fresh round", out, st.Rounds, st.Verified, err)
+	}
+	if latest, minDecryption := keyState(t, e.v); latest != 4 || minDecryption != 3 {
+		t.Errorf("key at latest_version %d, min_decryption_version %d; want 4 (one rotation per round) and 3", latest, minDecryption)
+	}
+	if st.After["latest_version"] != "4" || st.After["adopted"] != "" || st.Before["latest_version"] != "3" {
+		t.Errorf("fingerprints before %v after %v, want the fresh round's rotation 3 -> 4", st.Before, st.After)
+	}
+	fresh := e.protect(t, 4)
+	if !strings.HasPrefix(fresh, "vault:v4:") || !e.usable(t, fresh) {
+		t.Error("data protected with the fresh round's version is not usable")
+	}
+	for _, err := range errs {
+		if err != nil && !rotators.IsRetryable(err) {
+			t.Errorf("a failure before the fresh round was permanent: %v", err)
+		}
 	}
 }
 
