@@ -10,6 +10,7 @@ import (
 	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/rotators"
 	"github.com/rotation-agent/rotation-agent/rotators/leases"
+	"github.com/rotation-agent/rotation-agent/rotators/token"
 )
 
 // A privileged option makes a rotator do more than a change event may ask for. Anyone who can
@@ -27,10 +28,13 @@ type privilegedOption struct {
 }
 
 // privilegedOptions lists the options only a binding may set. Other options a change event may
-// set are bounded by the rotators themselves (token's orphan_children=true is always refused).
+// set are bounded by the rotators themselves.
 var privilegedOptions = []privilegedOption{{
 	kind: leases.Kind, name: leases.OptionForce, asks: isTrue,
 	what: "sys/leases/revoke-force, which drops the leases even where their backend fails to revoke the credentials, so they may stay valid",
+}, {
+	kind: token.Kind, name: token.OptionOrphanChildren, asks: isTrue,
+	what: "auth/token/revoke-orphan, which keeps every child of the revoked token valid",
 }}
 
 func isTrue(v string) bool {

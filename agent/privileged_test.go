@@ -29,7 +29,7 @@ func TestAuthoriseRefusesPrivilegedOptionsNoBindingDeclares(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "inventory.yaml")
 	writeInventory(t, file, privilegedInventory, time.Now())
 	log, _ := logtest.NewNullLogger()
-	c, err := newCatalog(file, []string{"kv-v2", "lease-prefix"}, log)
+	c, err := newCatalog(file, []string{"kv-v2", "lease-prefix", "token"}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,6 +53,8 @@ func TestAuthoriseRefusesPrivilegedOptionsNoBindingDeclares(t *testing.T) {
 		{"no force", lease("auth", "other/login", nil), false},
 		{"a force the rotator will reject as invalid", lease("auth", "other/login", map[string]string{"force": "yes"}), false},
 		{"force on a kind without it", events.CredentialRef{Kind: "kv-v2", Mount: "secret", Path: "a", Options: map[string]string{"force": "true"}}, false},
+		{"orphan_children no binding declares", events.CredentialRef{Kind: "token", Mount: "auth/token", Path: "accessor/abc", Options: map[string]string{"orphan_children": "true"}}, true},
+		{"orphan_children=false", events.CredentialRef{Kind: "token", Mount: "auth/token", Path: "accessor/abc", Options: map[string]string{"orphan_children": "false"}}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,7 +68,11 @@ func TestAuthoriseRefusesPrivilegedOptionsNoBindingDeclares(t *testing.T) {
 			if rotators.IsRetryable(err) {
 				t.Errorf("a refusal is retryable: %v", err)
 			}
-			for _, want := range []string{"option force=", "refused", "sys/leases/revoke-force", tt.ref.ID(), "not a change event"} {
+			want := []string{"option force=", "refused", "sys/leases/revoke-force", tt.ref.ID(), "not a change event"}
+			if tt.ref.Kind == "token" {
+				want = []string{"option orphan_children=", "refused", "auth/token/revoke-orphan", tt.ref.ID(), "not a change event"}
+			}
+			for _, want := range want {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("refusal %q lacks %q", err, want)
 				}
