@@ -97,7 +97,21 @@ func connectNATS(cfg NATSConfig, urls []string, name string, timeout time.Durati
 		for i, u := range urls {
 			shown[i] = redactURL(u)
 		}
-		return nil, fmt.Errorf("nats at %s: %w", strings.Join(shown, ","), err)
+		return nil, fmt.Errorf("nats at %s: %w%s", strings.Join(shown, ","), err, tlsClosedHint(err))
 	}
 	return nc, nil
+}
+
+// tlsClosedHint explains a connection the server closed right after the TLS handshake. With
+// TLS 1.3 the server checks the client's certificate after the client has finished its side of
+// the handshake, so a refused (or missing) client certificate may reach the client as its alert
+// ("tls: certificate required") or only as a closed connection, depending on timing.
+func tlsClosedHint(err error) string {
+	msg := err.Error()
+	if !strings.Contains(msg, "tls") || !(strings.Contains(msg, "after TLS handshake") ||
+		strings.Contains(msg, "broken pipe") || strings.Contains(msg, "connection reset")) {
+		return ""
+	}
+	return " (the server closed the connection after the TLS handshake: it may require a client certificate, " +
+		"ROTATION_AGENT_NATS_CERT and ROTATION_AGENT_NATS_KEY, or refuse the one given)"
 }

@@ -147,15 +147,16 @@ path "auth/token/create/+" {
 path "auth/token/accessors" {
   capabilities = ["list", "sudo"]
 }
-# Optional: only for orphan_children=true, which revokes a token read from deliver_to while
-# keeping its children (revoke-orphan needs sudo); lookup confirms the value read is the token
-# the accessor names. Without them such a credential fails with permission denied.
-path "auth/token/lookup" {
-  capabilities = ["update"]
-}
-path "auth/token/revoke-orphan" {
-  capabilities = ["update", "sudo"]
-}
+# Optional, off by default (least privilege): only for orphan_children=true, which revokes a
+# token read from deliver_to while keeping its children (revoke-orphan needs sudo); lookup
+# confirms the value read is the token the accessor names. Without them such a credential
+# fails with permission denied. Uncomment to use it.
+# path "auth/token/lookup" {
+#   capabilities = ["update"]
+# }
+# path "auth/token/revoke-orphan" {
+#   capabilities = ["update", "sudo"]
+# }
 
 # lease-prefix
 path "sys/leases/lookup/*" {
