@@ -32,28 +32,12 @@ func TestAppRoleSecretIDReplacedInFile(t *testing.T) {
 			v := harness.StartVault(t)
 			n := harness.StartNATS(t)
 			bus := harness.WatchBus(t, n)
-			v.AgentToken(t) // writes the agent policy
-			if err := v.Root.Sys().EnableAuthWithOptions("approle", &vaultapi.EnableAuthOptions{Type: "approle"}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := v.Root.Logical().Write("auth/approle/role/rotation-agent", map[string]any{
-				"token_policies": "rotation-agent", "token_ttl": "3s", "token_max_ttl": appRoleMaxTTL.String(),
-			}); err != nil {
-				t.Fatal(err)
-			}
-			roleID, err := v.Root.Logical().Read("auth/approle/role/rotation-agent/role-id")
-			if err != nil {
-				t.Fatal(err)
-			}
+			roleID := appRoleForAgent(t, v, appRoleMaxTTL)
 			secretFile := filepath.Join(t.TempDir(), "secret-id")
 			// The first secret id works once: the agent's first login spends it.
 			first := writeAppRoleSecretID(t, v, secretFile, wrapped, 1)
 
-			cfg := harness.AgentConfig(t, v, "", n)
-			cfg.Vault.AuthMethod = agent.AuthAppRole
-			cfg.Vault.AppRoleRoleID = roleID.Data["role_id"].(string)
-			cfg.Vault.AppRoleSecretIDFile = secretFile
-			cfg.Vault.AppRoleSecretIDWrapped = wrapped
+			cfg := appRoleConfig(t, v, n, roleID, secretFile, wrapped)
 			v.PutKV(t, "approle/before", map[string]any{"password": "canary-approle-before-04"})
 			v.PutKV(t, "approle/after", map[string]any{"password": "canary-approle-after-05"})
 			ra := harness.StartAgent(t, cfg)
@@ -84,6 +68,39 @@ func TestAppRoleSecretIDReplacedInFile(t *testing.T) {
 				map[string][]string{"agent log": {ra.Log.String()}, "bus": bus.Payloads()})
 		})
 	}
+}
+
+// appRoleForAgent writes the agent's documented policy, enables AppRole and creates the role
+// rotation-agent bound to that policy, whose tokens live 3s and at most maxTTL, so that the
+// agent logs in again within a test. It returns the role id.
+func appRoleForAgent(t *testing.T, v *harness.Vault, maxTTL time.Duration) string {
+	t.Helper()
+	v.AgentToken(t) // writes the agent policy
+	if err := v.Root.Sys().EnableAuthWithOptions("approle", &vaultapi.EnableAuthOptions{Type: "approle"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Root.Logical().Write("auth/approle/role/rotation-agent", map[string]any{
+		"token_policies": "rotation-agent", "token_ttl": "3s", "token_max_ttl": maxTTL.String(),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	roleID, err := v.Root.Logical().Read("auth/approle/role/rotation-agent/role-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return roleID.Data["role_id"].(string)
+}
+
+// appRoleConfig is the agent's configuration for logging in with AppRole as roleID, with the
+// secret id (a response-wrapping token of it when wrapped) read from secretFile.
+func appRoleConfig(t *testing.T, v *harness.Vault, n *harness.NATS, roleID, secretFile string, wrapped bool) agent.Config {
+	t.Helper()
+	cfg := harness.AgentConfig(t, v, "", n)
+	cfg.Vault.AuthMethod = agent.AuthAppRole
+	cfg.Vault.AppRoleRoleID = roleID
+	cfg.Vault.AppRoleSecretIDFile = secretFile
+	cfg.Vault.AppRoleSecretIDWrapped = wrapped
+	return cfg
 }
 
 // writeAppRoleSecretID creates a secret id for the agent's role that works uses times (0: no
