@@ -3,7 +3,6 @@ package integration
 import (
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
@@ -42,19 +41,6 @@ func deliverWebCert(t *testing.T, v *harness.Vault) string {
 	return serial
 }
 
-// pkiCerts lists the serials of every certificate the pki mount issued.
-func pkiCerts(t *testing.T, v *harness.Vault) []string {
-	t.Helper()
-	s, err := v.Root.Logical().List("pki/certs")
-	must(t, err)
-	var out []string
-	for _, k := range s.Data["keys"].([]any) {
-		out = append(out, k.(string))
-	}
-	sort.Strings(out)
-	return out
-}
-
 // A certificate both declared in the inventory and discovered in Vault is one credential: a
 // change that matches both bindings rotates it once (one new certificate), as the inventory
 // declares it, and the evidence says discovery found it too.
@@ -76,7 +62,7 @@ func TestInventoryAndDiscoveryOfOneCertificateRotateItOnce(t *testing.T) {
 	must(t, os.WriteFile(cfg.InventoryFile, []byte(webCertInventory), 0o600))
 	must(t, os.WriteFile(cfg.DiscoveryFile, []byte("pki:\n  - mount: pki\n    role: web\n    deliver_to: secret/certs\ninterval: 1h\n"), 0o600))
 	ra := harness.StartAgent(t, cfg)
-	before := pkiCerts(t, v)
+	before := v.List(t, "pki/certs")
 
 	// The service selects the inventory binding, the host the discovered one.
 	var ev events.ChangeEvent
@@ -93,7 +79,7 @@ func TestInventoryAndDiscoveryOfOneCertificateRotateItOnce(t *testing.T) {
 		t.Errorf("credential %s matched by %q, want %q", c.Credential, c.MatchedBy, wantWhy)
 	}
 
-	after := pkiCerts(t, v)
+	after := v.List(t, "pki/certs")
 	if len(after) != len(before)+1 {
 		t.Fatalf("%d certificates issued for the change, want exactly one (before %v, after %v)", len(after)-len(before), before, after)
 	}

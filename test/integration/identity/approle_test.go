@@ -72,7 +72,7 @@ func (f *appRoleFixture) login(t *testing.T, secretID string) bool {
 
 // accessors lists the role's secret id accessors, from Vault.
 func (f *appRoleFixture) accessors(t *testing.T) []string {
-	return list(t, f.v.Root, "auth/approle/role/payments/secret-id")
+	return f.v.List(t, "auth/approle/role/payments/secret-id")
 }
 
 // metadata reads a secret id's metadata by accessor.

@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -191,25 +190,6 @@ func write(t *testing.T, c *vaultapi.Client, path string, data map[string]any) *
 	return s
 }
 
-// list lists a path as root; a path with nothing under it is empty.
-func list(t *testing.T, c *vaultapi.Client, path string) []string {
-	t.Helper()
-	s, err := c.Logical().List(path)
-	if err != nil {
-		t.Fatalf("list %s: %v", path, err)
-	}
-	if s == nil {
-		return nil
-	}
-	var out []string
-	keys, _ := s.Data["keys"].([]any)
-	for _, k := range keys {
-		out = append(out, k.(string))
-	}
-	sort.Strings(out)
-	return out
-}
-
 // leaseIDs lists every lease id under prefix, walking sub-folders.
 func leaseIDs(t *testing.T, v *harness.Vault, prefix string) []string {
 	t.Helper()
@@ -218,7 +198,7 @@ func leaseIDs(t *testing.T, v *harness.Vault, prefix string) []string {
 	for len(dirs) > 0 {
 		dir := dirs[0]
 		dirs = dirs[1:]
-		for _, k := range list(t, v.Root, "sys/leases/lookup/"+dir) {
+		for _, k := range v.List(t, "sys/leases/lookup/"+dir) {
 			if strings.HasSuffix(k, "/") {
 				dirs = append(dirs, dir+k)
 			} else {

@@ -35,7 +35,7 @@ func tokenWithChild(t *testing.T, v *harness.Vault) (parent, parentAcc, child st
 func tokensOfChange(t *testing.T, v *harness.Vault, changeID string) []string {
 	t.Helper()
 	var out []string
-	for _, a := range list(t, v.Root, "auth/token/accessors") {
+	for _, a := range v.List(t, "auth/token/accessors") {
 		s, err := v.Root.Logical().Write("auth/token/lookup-accessor", map[string]any{"accessor": a})
 		if err != nil {
 			continue
