@@ -130,6 +130,26 @@ func (r *run) mustDrive(overlap time.Duration) rotators.Outcome {
 	return out
 }
 
+// driveAfterOverlap moves the clock two hours on, past the one-hour overlap the tests drive
+// with, and drives again: the drive that retires the old credential.
+func (r *run) driveAfterOverlap() rotators.Outcome {
+	r.t.Helper()
+	r.now = r.now.Add(2 * time.Hour)
+	return r.mustDrive(time.Hour)
+}
+
+// driveUntilCompleted drives again until the rotation completes, at most twice as often as
+// a step may fail, and returns the last outcome and error.
+func (r *run) driveUntilCompleted(overlap time.Duration) (rotators.Outcome, error) {
+	r.t.Helper()
+	var out rotators.Outcome
+	var err error
+	for i := 0; i < 2*rotators.MaxStepFailures && !out.Completed; i++ {
+		out, err = r.drive(overlap)
+	}
+	return out, err
+}
+
 // plan runs Plan and records it for the leak scan.
 func (r *run) plan() (rotators.Plan, error) {
 	p, err := r.rot.Plan(context.Background(), r.req)

@@ -80,8 +80,7 @@ func TestTokenRevokeByAccessor(t *testing.T) {
 	if r.st.Before["policies"] != "default,spawner" || r.st.Before["state"] != "live" || r.st.After["state"] != "revoked" {
 		t.Errorf("before %v after %v", r.st.Before, r.st.After)
 	}
-	r.now = r.now.Add(2 * time.Hour)
-	if out := r.mustDrive(time.Hour); !out.Retired {
+	if out := r.driveAfterOverlap(); !out.Retired {
 		t.Fatalf("outcome %+v", out)
 	}
 
@@ -180,8 +179,7 @@ func TestTokenRotateWithRole(t *testing.T) {
 	if r.st.After["verified_by"] != "lookup-self" || r.st.After["accessor"] != newAcc || r.st.Before["accessor"] != f.oldAcc {
 		t.Errorf("before %v after %v", r.st.Before, r.st.After)
 	}
-	r.now = r.now.Add(2 * time.Hour)
-	if out := r.mustDrive(time.Hour); !out.Retired {
+	if out := r.driveAfterOverlap(); !out.Retired {
 		t.Fatalf("outcome %+v", out)
 	}
 	if tokenWorks(t, f.v, f.oldTok) || accessorExists(t, f.v, f.oldAcc) {
@@ -290,10 +288,7 @@ func TestTokenVerifyCatchesRevokedReplacement(t *testing.T) {
 	r := newRun(t, rot, "CHG2006", f.ref("ci"))
 	_, err := r.drive(time.Hour)
 	wantRetryable(t, err, "verification failed", sabotaged)
-	var out rotators.Outcome
-	for i := 0; i < 2*rotators.MaxStepFailures && !out.Completed; i++ {
-		out, _ = r.drive(time.Hour)
-	}
+	out, _ := r.driveUntilCompleted(time.Hour)
 	if !out.Completed || r.st.Rounds != 1 {
 		t.Fatalf("outcome %+v rounds %d", out, r.st.Rounds)
 	}
@@ -302,8 +297,7 @@ func TestTokenVerifyCatchesRevokedReplacement(t *testing.T) {
 	if cur.Data["token_accessor"] == sabotaged || !tokenWorks(t, f.v, newTok) {
 		t.Fatal("the fresh replacement was not delivered or does not work")
 	}
-	r.now = r.now.Add(2 * time.Hour)
-	r.mustDrive(time.Hour)
+	r.driveAfterOverlap()
 	if tokenWorks(t, f.v, f.oldTok) || !tokenWorks(t, f.v, newTok) {
 		t.Error("after retire the old token must be denied and the replacement work")
 	}
