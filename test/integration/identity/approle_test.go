@@ -205,11 +205,7 @@ func TestAppRoleResumeWithoutSecondSecretID(t *testing.T) {
 			r := newRun(t, approle.New(client), "CHG1002", appRoleRef(nil))
 			// The journal goes down right after Vault created the credential, as if the
 			// process died there: nothing after the intent note is stored.
-			down := false
-			r.failSave = func(st *rotators.State) bool {
-				down = down || st.Note("new_accessor") != ""
-				return down
-			}
+			r.journalDownFrom("new_accessor")
 			_, err := r.drive(time.Hour)
 			wantRetryableSave(t, err)
 			after := f.accessors(t)
@@ -221,7 +217,6 @@ func TestAppRoleResumeWithoutSecondSecretID(t *testing.T) {
 				t.Fatalf("deliver_to was written (version %d) though the journal failed first", v)
 			}
 
-			down = false
 			r.failSave = nil
 			r.resumeFromJournal()
 			if r.st.Note("new_accessor") != "" || r.st.Note("generating_at") == "" {

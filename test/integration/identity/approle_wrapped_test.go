@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rotation-agent/rotation-agent/rotators"
 	"github.com/rotation-agent/rotation-agent/rotators/approle"
 )
 
@@ -38,11 +37,7 @@ func TestAppRoleWrappedResumeDestroysTheLostSecretID(t *testing.T) {
 	f := newAppRoleFixture(t)
 	client := agentClient(t, f.v, agentPolicy)
 	r := newRun(t, approle.New(client), "CHG1008", appRoleRef(wrappedRef()))
-	down := false
-	r.failSave = func(st *rotators.State) bool {
-		down = down || st.Note("new_accessor") != ""
-		return down
-	}
+	r.journalDownFrom("new_accessor")
 	_, err := r.drive(time.Hour)
 	wantRetryableSave(t, err)
 	lost := without(f.accessors(t), f.oldAcc)
@@ -50,7 +45,7 @@ func TestAppRoleWrappedResumeDestroysTheLostSecretID(t *testing.T) {
 		t.Fatalf("want a generated, undelivered secret id; accessors %v", f.accessors(t))
 	}
 
-	down, r.failSave = false, nil
+	r.failSave = nil
 	r.resumeFromJournal()
 	r.rot = approle.New(client)
 	if out := r.mustDrive(time.Hour); !out.Completed || !out.Resumed {

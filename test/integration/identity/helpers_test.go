@@ -130,6 +130,17 @@ func (r *run) mustDrive(overlap time.Duration) rotators.Outcome {
 	return out
 }
 
+// journalDownFrom makes every save fail from the first state carrying the note on, as if the
+// process died right after Vault acted on the intent the note records; r.failSave = nil
+// brings the journal back.
+func (r *run) journalDownFrom(note string) {
+	down := false
+	r.failSave = func(st *rotators.State) bool {
+		down = down || st.Note(note) != ""
+		return down
+	}
+}
+
 // driveAfterOverlap moves the clock two hours on, past the one-hour overlap the tests drive
 // with, and drives again: the drive that retires the old credential.
 func (r *run) driveAfterOverlap() rotators.Outcome {

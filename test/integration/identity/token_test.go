@@ -8,7 +8,6 @@ import (
 	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/rotation-agent/rotation-agent/events"
-	"github.com/rotation-agent/rotation-agent/rotators"
 	"github.com/rotation-agent/rotation-agent/rotators/token"
 	"github.com/rotation-agent/rotation-agent/test/harness"
 )
@@ -226,11 +225,7 @@ func TestTokenRotateResumeWithoutSecondToken(t *testing.T) {
 			r := newRun(t, token.New(client), "CHG2005", f.ref("ci"))
 			// The journal goes down right after Vault created the credential, as if the
 			// process died there: nothing after the intent note is stored.
-			down := false
-			r.failSave = func(st *rotators.State) bool {
-				down = down || st.Note("new_accessor") != ""
-				return down
-			}
+			r.journalDownFrom("new_accessor")
 			_, err := r.drive(time.Hour)
 			wantRetryable(t, err, "journal unavailable")
 			first := tokensOfChange(t, f.v, "CHG2005")
