@@ -10,7 +10,6 @@ import (
 	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/rotation-agent/rotation-agent/agent"
-	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/test/harness"
 )
 
@@ -42,10 +41,7 @@ func TestAppRoleSecretIDReplacedInFile(t *testing.T) {
 			v.PutKV(t, "approle/after", map[string]any{"password": "canary-approle-after-05"})
 			ra := harness.StartAgent(t, cfg)
 
-			bus.Publish(t, harness.ChangeEvent(t, "CHG-ARF-1", kvRef("approle/before")), "")
-			if ev := bus.WaitEvidence(t, "CHG-ARF-1", waitEvidence); ev.Data.Status != events.StatusReconciled {
-				t.Fatalf("change before the secret id was spent: %+v", ev.Data)
-			}
+			wantKVChangeReconciled(t, bus, "CHG-ARF-1", "approle/before", "change before the secret id was spent")
 
 			// At the token's maximum TTL the agent logs in again with the spent secret id.
 			refused := waitLog(t, ra, 0, "vault refused the secret id: it is spent (used up or expired)", 10*appRoleMaxTTL)
@@ -56,10 +52,7 @@ func TestAppRoleSecretIDReplacedInFile(t *testing.T) {
 			second := writeAppRoleSecretID(t, v, secretFile, wrapped, 0)
 			// The login backoff is at most a minute.
 			waitLog(t, ra, refused, "vault login renewed", 3*time.Minute)
-			bus.Publish(t, harness.ChangeEvent(t, "CHG-ARF-2", kvRef("approle/after")), "")
-			if ev := bus.WaitEvidence(t, "CHG-ARF-2", waitEvidence); ev.Data.Status != events.StatusReconciled {
-				t.Fatalf("change after the secret id was replaced: %+v", ev.Data)
-			}
+			wantKVChangeReconciled(t, bus, "CHG-ARF-2", "approle/after", "change after the secret id was replaced")
 			if got := v.KV(t, "approle/after", 0).VersionMetadata.Version; got != 2 {
 				t.Errorf("secret written after the recovery at version %d, want 2", got)
 			}

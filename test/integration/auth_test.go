@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/test/harness"
 )
 
@@ -23,16 +22,10 @@ func TestAppRoleWrappedSecretIDAndRelogin(t *testing.T) {
 	v.PutKV(t, "approle/second", map[string]any{"password": "canary-approle-second-02"})
 	ra := harness.StartAgent(t, cfg)
 
-	bus.Publish(t, harness.ChangeEvent(t, "CHG-AR-1", kvRef("approle/first")), "")
-	if ev := bus.WaitEvidence(t, "CHG-AR-1", waitEvidence); ev.Data.Status != events.StatusReconciled {
-		t.Fatalf("first change: %+v", ev.Data)
-	}
+	wantKVChangeReconciled(t, bus, "CHG-AR-1", "approle/first", "first change")
 	// Outlive the first token's maximum TTL; the agent must have logged in again.
 	waitLog(t, ra, 0, "vault login renewed", 4*appRoleMaxTTL)
-	bus.Publish(t, harness.ChangeEvent(t, "CHG-AR-2", kvRef("approle/second")), "")
-	if ev := bus.WaitEvidence(t, "CHG-AR-2", waitEvidence); ev.Data.Status != events.StatusReconciled {
-		t.Fatalf("change after re-login: %+v", ev.Data)
-	}
+	wantKVChangeReconciled(t, bus, "CHG-AR-2", "approle/second", "change after re-login")
 	if got := v.KV(t, "approle/second", 0).VersionMetadata.Version; got != 2 {
 		t.Errorf("second secret at version %d, want 2", got)
 	}
@@ -55,10 +48,7 @@ func TestTokenFromFile(t *testing.T) {
 	cfg.Vault.TokenFile = tokenFile
 	v.PutKV(t, "tokenfile/app", map[string]any{"password": "canary-token-file-03"})
 	ra := harness.StartAgent(t, cfg)
-	bus.Publish(t, harness.ChangeEvent(t, "CHG-TF-1", kvRef("tokenfile/app")), "")
-	if ev := bus.WaitEvidence(t, "CHG-TF-1", waitEvidence); ev.Data.Status != events.StatusReconciled {
-		t.Fatalf("evidence: %+v", ev.Data)
-	}
+	wantKVChangeReconciled(t, bus, "CHG-TF-1", "tokenfile/app", "evidence")
 	ra.Stop(t)
 	assertNoLeak(t, map[string]string{"token": token}, map[string][]string{"agent log": {ra.Log.String()}, "bus": bus.Payloads()})
 }

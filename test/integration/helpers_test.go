@@ -46,3 +46,14 @@ func agentTokenWith(t *testing.T, v *harness.Vault, name, policy string) string 
 	must(t, err)
 	return tok.Auth.ClientToken
 }
+
+// wantKVChangeReconciled publishes the change id naming the KV secret at path and fails the
+// test unless its evidence, within waitEvidence, says reconciled; what names the change in the
+// failure.
+func wantKVChangeReconciled(t *testing.T, bus *harness.Bus, id, path, what string) {
+	t.Helper()
+	bus.Publish(t, harness.ChangeEvent(t, id, kvRef(path)), "")
+	if ev := bus.WaitEvidence(t, id, waitEvidence); ev.Data.Status != events.StatusReconciled {
+		t.Fatalf("%s: %+v", what, ev.Data)
+	}
+}
