@@ -43,6 +43,22 @@ func writeInventory(t *testing.T, file, content string, mtime time.Time) {
 	}
 }
 
+// loadGoodCatalog writes catalogGood to a new inventory file, last modified an hour ago, and
+// loads a catalog of it. It returns the catalog, the file, the file's modification time and
+// the hook holding what the catalog logs.
+func loadGoodCatalog(t *testing.T) (*catalog, string, time.Time, *logtest.Hook) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "inventory.yaml")
+	mtime := time.Now().Add(-time.Hour)
+	writeInventory(t, file, catalogGood, mtime)
+	log, hook := logtest.NewNullLogger()
+	c, err := newCatalog(file, catalogKinds, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, file, mtime, hook
+}
+
 // resolvedPaths lists the paths of the credentials a change to targets resolves to.
 func resolvedPaths(c *catalog, targets events.Targets) []string {
 	var out []string
@@ -122,14 +138,7 @@ func TestCatalogStartUpNeedsAGoodInventory(t *testing.T) {
 // file check does not read the same bad file again, a signal on it logs one line, and a new
 // bad content is logged again.
 func TestCatalogReloadLogsABadFileOnce(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "inventory.yaml")
-	base := time.Now().Add(-time.Hour)
-	writeInventory(t, file, catalogGood, base)
-	log, hook := logtest.NewNullLogger()
-	c, err := newCatalog(file, catalogKinds, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, file, base, hook := loadGoodCatalog(t)
 	billing := events.Targets{Hosts: []string{"billing-1"}}
 	if c.changed() {
 		t.Fatal("a freshly loaded file reports a change")
@@ -197,13 +206,7 @@ func TestCatalogReloadLogsABadFileOnce(t *testing.T) {
 
 // A file that cannot be read is logged once too, not at every check.
 func TestCatalogReloadLogsAnUnreadableFileOnce(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "inventory.yaml")
-	writeInventory(t, file, catalogGood, time.Now().Add(-time.Hour))
-	log, hook := logtest.NewNullLogger()
-	c, err := newCatalog(file, catalogKinds, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, file, _, hook := loadGoodCatalog(t)
 	// A directory where the file was: stat works, reading fails.
 	if err := os.Remove(file); err != nil {
 		t.Fatal(err)
@@ -227,14 +230,7 @@ func TestCatalogReloadLogsAnUnreadableFileOnce(t *testing.T) {
 // watch reloads on a signal even when the file check would not notice: here the file keeps
 // its size and modification time, and the check runs once an hour.
 func TestCatalogWatchReloadsOnSignal(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "inventory.yaml")
-	mtime := time.Now().Add(-time.Hour)
-	writeInventory(t, file, catalogGood, mtime)
-	log, hook := logtest.NewNullLogger()
-	c, err := newCatalog(file, catalogKinds, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, file, mtime, hook := loadGoodCatalog(t)
 	writeInventory(t, file, strings.Replace(catalogGood, "payments/db", "payments/xx", 1), mtime)
 	if c.changed() {
 		t.Fatal("the test needs an edit the file check cannot see")
@@ -266,13 +262,7 @@ func TestCatalogWatchReloadsOnSignal(t *testing.T) {
 
 // Discovered bindings are resolved with the inventory's, and survive an inventory reload.
 func TestCatalogKeepsDiscoveredBindingsAcrossReloads(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "inventory.yaml")
-	writeInventory(t, file, catalogGood, time.Now().Add(-time.Hour))
-	log, _ := logtest.NewNullLogger()
-	c, err := newCatalog(file, catalogKinds, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, file, _, _ := loadGoodCatalog(t)
 	c.setDiscovered([]discovery.Binding{{
 		Name: "discovery:kv-v2:secret/apps/pay", Source: "discovery:kv-v2:secret/apps/pay",
 		Selectors:  discovery.Selectors{discovery.KeyService: {"payments"}},

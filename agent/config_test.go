@@ -50,6 +50,36 @@ func joined(err error) []error {
 	return []error{err}
 }
 
+// wantEachProblemOnce fails the test unless err joins exactly len(want) problems and each
+// entry of want is said by exactly one of them; says tells whether a problem says an entry.
+func wantEachProblemOnce(t *testing.T, err error, want []string, says func(problem, entry string) bool) {
+	t.Helper()
+	errs := joined(err)
+	if len(errs) != len(want) {
+		t.Fatalf("got %d problems, want %d:\n%v", len(errs), len(want), err)
+	}
+	for _, w := range want {
+		n := 0
+		for _, e := range errs {
+			if says(e.Error(), w) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%d problems say %q, want 1:\n%v", n, w, err)
+		}
+	}
+}
+
+// hostName is the agent id Load falls back to: the host name, or rotation-agent without one.
+func hostName() string {
+	host, err := os.Hostname()
+	if err != nil {
+		return "rotation-agent"
+	}
+	return host
+}
+
 func TestDefaults(t *testing.T) {
 	clearConfigEnv(t)
 	// Defaults must not read the environment.
@@ -108,11 +138,7 @@ func TestLoadEmptyEnvironmentIsDefaultsWithHostName(t *testing.T) {
 		t.Fatalf("Load: %v", err)
 	}
 	want := Defaults()
-	host, herr := os.Hostname()
-	if herr != nil {
-		host = "rotation-agent"
-	}
-	want.AgentID = host
+	want.AgentID = hostName()
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("Load() with no variables set =\n%+v\nwant\n%+v", cfg, want)
 	}
@@ -197,31 +223,12 @@ func TestLoadReportsEverySettingItCannotRead(t *testing.T) {
 	t.Setenv("ROTATION_AGENT_LOG_LEVEL", "debug")
 	t.Setenv("VAULT_ADDR", "http://vault.example:8200")
 	cfg, err := Load()
-	errs := joined(err)
-	want := map[string]string{
-		"ROTATION_AGENT_NATS_ACK_WAIT":   `"soon" is not a valid duration`,
-		"ROTATION_AGENT_MAX_EVENT_BYTES": `"lots" is not a valid whole number`,
-		"ROTATION_AGENT_NATS_EMBEDDED":   `"perhaps" is not a valid boolean`,
-	}
-	if len(errs) != len(want) {
-		t.Fatalf("Load reported %d problems, want %d:\n%v", len(errs), len(want), err)
-	}
-	for name, text := range want {
-		n := 0
-		for _, e := range errs {
-			if strings.Contains(e.Error(), name+": "+text) {
-				n++
-			}
-		}
-		if n != 1 {
-			t.Errorf("%d problems say %s: %s..., want 1:\n%v", n, name, text, err)
-		}
-	}
+	wantEachProblemOnce(t, err, []string{
+		`ROTATION_AGENT_NATS_ACK_WAIT: "soon" is not a valid duration`,
+		`ROTATION_AGENT_MAX_EVENT_BYTES: "lots" is not a valid whole number`,
+		`ROTATION_AGENT_NATS_EMBEDDED: "perhaps" is not a valid boolean`,
+	}, strings.Contains)
 	def := Defaults()
-	host, herr := os.Hostname()
-	if herr != nil {
-		host = "rotation-agent"
-	}
 	checks := []struct {
 		name      string
 		got, want any
@@ -233,7 +240,7 @@ func TestLoadReportsEverySettingItCannotRead(t *testing.T) {
 		{"NATS.MaxDeliver (default)", cfg.NATS.MaxDeliver, def.NATS.MaxDeliver},
 		{"Evidence.Signer (default)", cfg.Evidence.Signer, def.Evidence.Signer},
 		{"Vault.Addr (VAULT_ADDR fall-back)", cfg.Vault.Addr, "http://vault.example:8200"},
-		{"AgentID (host name)", cfg.AgentID, host},
+		{"AgentID (host name)", cfg.AgentID, hostName()},
 	}
 	for _, c := range checks {
 		if !reflect.DeepEqual(c.got, c.want) {
@@ -253,27 +260,12 @@ func TestLoadAndValidateReportsParseAndValidationProblems(t *testing.T) {
 	t.Setenv("ROTATION_AGENT_NATS_REPLICAS", "9")
 	t.Setenv("ROTATION_AGENT_NATS_MAX_DELIVER", "never")
 	_, err := LoadAndValidate()
-	errs := joined(err)
-	want := []string{
+	wantEachProblemOnce(t, err, []string{
 		"ROTATION_AGENT_NATS_ACK_WAIT: \"soon\"",
 		"ROTATION_AGENT_NATS_MAX_DELIVER: \"never\"",
 		"ROTATION_AGENT_LOG_LEVEL: \"chatty\" is not a log level",
 		"ROTATION_AGENT_NATS_REPLICAS: 9 is out of range",
-	}
-	if len(errs) != len(want) {
-		t.Fatalf("got %d problems, want %d:\n%v", len(errs), len(want), err)
-	}
-	for _, w := range want {
-		n := 0
-		for _, e := range errs {
-			if strings.Contains(e.Error(), w) {
-				n++
-			}
-		}
-		if n != 1 {
-			t.Errorf("%d problems contain %q, want 1:\n%v", n, w, err)
-		}
-	}
+	}, strings.Contains)
 	if strings.Contains(err.Error(), "canary-vault-token") {
 		t.Errorf("the Vault token appears in the problems: %v", err)
 	}
@@ -540,24 +532,12 @@ func TestValidateReportsEveryProblemAtOnce(t *testing.T) {
 		"ROTATION_AGENT_NATS_DUPLICATE_WINDOW",
 	}
 	err := cfg.Validate()
-	errs := joined(err)
-	if len(errs) != len(want) {
-		t.Errorf("Validate reported %d problems, want %d:\n%v", len(errs), len(want), err)
-	}
-	for _, name := range want {
-		n := 0
-		for _, e := range errs {
-			if strings.Contains(e.Error(), name+":") || strings.Contains(e.Error(), name+" ") {
-				n++
-			}
-		}
-		if n != 1 {
-			t.Errorf("%s is named by %d problems, want 1:\n%v", name, n, err)
-		}
-	}
+	wantEachProblemOnce(t, err, want, func(problem, name string) bool {
+		return strings.Contains(problem, name+":") || strings.Contains(problem, name+" ")
+	})
 	// One problem per line, so the command line can print each on its own.
-	if lines := strings.Split(err.Error(), "\n"); len(lines) != len(errs) {
-		t.Errorf("joined error has %d lines for %d problems", len(lines), len(errs))
+	if lines := strings.Split(err.Error(), "\n"); len(lines) != len(want) {
+		t.Errorf("joined error has %d lines for %d problems", len(lines), len(want))
 	}
 }
 

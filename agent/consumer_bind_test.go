@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sirupsen/logrus"
 )
@@ -17,22 +16,7 @@ import (
 // bindFixture is a real in-process JetStream holding an operator's change stream.
 func bindFixture(t *testing.T) jetstream.JetStream {
 	t.Helper()
-	cfg := Defaults().NATS
-	cfg.EmbeddedListen, cfg.EmbeddedStoreDir = "127.0.0.1:-1", t.TempDir()
-	url, stop, err := startEmbeddedNATS(cfg, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stop)
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, _ := embeddedJetStream(t)
 	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "CHANGES", Subjects: []string{"rotation.changes.>"}}); err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sirupsen/logrus"
 
@@ -29,22 +28,7 @@ type chainFixture struct {
 
 func newChainFixture(t *testing.T) *chainFixture {
 	t.Helper()
-	cfg := Defaults().NATS
-	cfg.EmbeddedListen, cfg.EmbeddedStoreDir = "127.0.0.1:-1", t.TempDir()
-	url, stop, err := startEmbeddedNATS(cfg, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stop)
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, cfg := embeddedJetStream(t)
 	subj := events.Subjects{Prefix: events.DefaultSubjectPrefix}
 	res, err := provision(context.Background(), js, cfg, subj, false, logrus.New())
 	if err != nil {

@@ -93,6 +93,27 @@ func problemLines(ls []string) []string {
 	return out
 }
 
+// wantProblemLinesOnce checks stderr as checkErrorLines does and asserts that it reports
+// exactly len(want) problems, one a line, and that each entry of want is in exactly one line.
+func wantProblemLinesOnce(t *testing.T, stderr string, want []string) {
+	t.Helper()
+	ls := problemLines(checkErrorLines(t, stderr))
+	if len(ls) != len(want) {
+		t.Errorf("got %d problem lines, want %d:\n%s", len(ls), len(want), stderr)
+	}
+	for _, p := range want {
+		n := 0
+		for _, l := range ls {
+			if strings.Contains(l, p) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%d lines report %q, want 1:\n%s", n, p, stderr)
+		}
+	}
+}
+
 func TestUsageAndVersion(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -175,21 +196,7 @@ func TestConfigCheckMissingVaultAddr(t *testing.T) {
 			if strings.Contains(stdout+stderr, "some-canary-token") {
 				t.Error("the Vault token was printed")
 			}
-			ls := problemLines(checkErrorLines(t, stderr))
-			if len(ls) != len(tc.wantProblems) {
-				t.Errorf("got %d problem lines, want %d:\n%s", len(ls), len(tc.wantProblems), stderr)
-			}
-			for _, p := range tc.wantProblems {
-				n := 0
-				for _, l := range ls {
-					if strings.Contains(l, p) {
-						n++
-					}
-				}
-				if n != 1 {
-					t.Errorf("%d lines report %q, want 1:\n%s", n, p, stderr)
-				}
-			}
+			wantProblemLinesOnce(t, stderr, tc.wantProblems)
 		})
 	}
 }
@@ -326,21 +333,7 @@ func TestConfigProblemsOfEveryKindAtOnce(t *testing.T) {
 				if code != exitUsage {
 					t.Errorf("exit code %d, want %d", code, exitUsage)
 				}
-				ls := problemLines(checkErrorLines(t, stderr))
-				if len(ls) != len(tc.wantProblems) {
-					t.Errorf("got %d problem lines, want %d:\n%s", len(ls), len(tc.wantProblems), stderr)
-				}
-				for _, p := range tc.wantProblems {
-					n := 0
-					for _, l := range ls {
-						if strings.Contains(l, p) {
-							n++
-						}
-					}
-					if n != 1 {
-						t.Errorf("%d lines report %q, want 1:\n%s", n, p, stderr)
-					}
-				}
+				wantProblemLinesOnce(t, stderr, tc.wantProblems)
 				if strings.Contains(stdout+stderr, "some-canary-token") {
 					t.Error("the Vault token was printed")
 				}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"testing"
 
 	vaultapi "github.com/hashicorp/vault/api"
@@ -63,4 +64,23 @@ func (v *Vault) KV(t testing.TB, path string, version int) *vaultapi.KVSecret {
 		t.Fatalf("read secret/%s version %d: %v", path, version, err)
 	}
 	return s
+}
+
+// List lists path as root and returns the keys, sorted; none when Vault has nothing there.
+func (v *Vault) List(t testing.TB, path string) []string {
+	t.Helper()
+	s, err := v.Root.Logical().List(path)
+	if err != nil {
+		t.Fatalf("list %s: %v", path, err)
+	}
+	if s == nil {
+		return nil
+	}
+	keys, _ := s.Data["keys"].([]any)
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, k.(string))
+	}
+	sort.Strings(out)
+	return out
 }

@@ -10,7 +10,6 @@ import (
 	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/rotation-agent/rotation-agent/agent"
-	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/test/harness"
 )
 
@@ -32,36 +31,17 @@ func TestAppRoleSecretIDReplacedInFile(t *testing.T) {
 			v := harness.StartVault(t)
 			n := harness.StartNATS(t)
 			bus := harness.WatchBus(t, n)
-			v.AgentToken(t) // writes the agent policy
-			if err := v.Root.Sys().EnableAuthWithOptions("approle", &vaultapi.EnableAuthOptions{Type: "approle"}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := v.Root.Logical().Write("auth/approle/role/rotation-agent", map[string]any{
-				"token_policies": "rotation-agent", "token_ttl": "3s", "token_max_ttl": appRoleMaxTTL.String(),
-			}); err != nil {
-				t.Fatal(err)
-			}
-			roleID, err := v.Root.Logical().Read("auth/approle/role/rotation-agent/role-id")
-			if err != nil {
-				t.Fatal(err)
-			}
+			roleID := appRoleForAgent(t, v, appRoleMaxTTL)
 			secretFile := filepath.Join(t.TempDir(), "secret-id")
 			// The first secret id works once: the agent's first login spends it.
 			first := writeAppRoleSecretID(t, v, secretFile, wrapped, 1)
 
-			cfg := harness.AgentConfig(t, v, "", n)
-			cfg.Vault.AuthMethod = agent.AuthAppRole
-			cfg.Vault.AppRoleRoleID = roleID.Data["role_id"].(string)
-			cfg.Vault.AppRoleSecretIDFile = secretFile
-			cfg.Vault.AppRoleSecretIDWrapped = wrapped
+			cfg := appRoleConfig(t, v, n, roleID, secretFile, wrapped)
 			v.PutKV(t, "approle/before", map[string]any{"password": "canary-approle-before-04"})
 			v.PutKV(t, "approle/after", map[string]any{"password": "canary-approle-after-05"})
 			ra := harness.StartAgent(t, cfg)
 
-			bus.Publish(t, harness.ChangeEvent(t, "CHG-ARF-1", kvRef("approle/before")), "")
-			if ev := bus.WaitEvidence(t, "CHG-ARF-1", waitEvidence); ev.Data.Status != events.StatusReconciled {
-				t.Fatalf("change before the secret id was spent: %+v", ev.Data)
-			}
+			wantKVChangeReconciled(t, bus, "CHG-ARF-1", "approle/before", "change before the secret id was spent")
 
 			// At the token's maximum TTL the agent logs in again with the spent secret id.
 			refused := waitLog(t, ra, 0, "vault refused the secret id: it is spent (used up or expired)", 10*appRoleMaxTTL)
@@ -72,10 +52,7 @@ func TestAppRoleSecretIDReplacedInFile(t *testing.T) {
 			second := writeAppRoleSecretID(t, v, secretFile, wrapped, 0)
 			// The login backoff is at most a minute.
 			waitLog(t, ra, refused, "vault login renewed", 3*time.Minute)
-			bus.Publish(t, harness.ChangeEvent(t, "CHG-ARF-2", kvRef("approle/after")), "")
-			if ev := bus.WaitEvidence(t, "CHG-ARF-2", waitEvidence); ev.Data.Status != events.StatusReconciled {
-				t.Fatalf("change after the secret id was replaced: %+v", ev.Data)
-			}
+			wantKVChangeReconciled(t, bus, "CHG-ARF-2", "approle/after", "change after the secret id was replaced")
 			if got := v.KV(t, "approle/after", 0).VersionMetadata.Version; got != 2 {
 				t.Errorf("secret written after the recovery at version %d, want 2", got)
 			}
@@ -84,6 +61,39 @@ func TestAppRoleSecretIDReplacedInFile(t *testing.T) {
 				map[string][]string{"agent log": {ra.Log.String()}, "bus": bus.Payloads()})
 		})
 	}
+}
+
+// appRoleForAgent writes the agent's documented policy, enables AppRole and creates the role
+// rotation-agent bound to that policy, whose tokens live 3s and at most maxTTL, so that the
+// agent logs in again within a test. It returns the role id.
+func appRoleForAgent(t *testing.T, v *harness.Vault, maxTTL time.Duration) string {
+	t.Helper()
+	v.AgentToken(t) // writes the agent policy
+	if err := v.Root.Sys().EnableAuthWithOptions("approle", &vaultapi.EnableAuthOptions{Type: "approle"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Root.Logical().Write("auth/approle/role/rotation-agent", map[string]any{
+		"token_policies": "rotation-agent", "token_ttl": "3s", "token_max_ttl": maxTTL.String(),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	roleID, err := v.Root.Logical().Read("auth/approle/role/rotation-agent/role-id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return roleID.Data["role_id"].(string)
+}
+
+// appRoleConfig is the agent's configuration for logging in with AppRole as roleID, with the
+// secret id (a response-wrapping token of it when wrapped) read from secretFile.
+func appRoleConfig(t *testing.T, v *harness.Vault, n *harness.NATS, roleID, secretFile string, wrapped bool) agent.Config {
+	t.Helper()
+	cfg := harness.AgentConfig(t, v, "", n)
+	cfg.Vault.AuthMethod = agent.AuthAppRole
+	cfg.Vault.AppRoleRoleID = roleID
+	cfg.Vault.AppRoleSecretIDFile = secretFile
+	cfg.Vault.AppRoleSecretIDWrapped = wrapped
+	return cfg
 }
 
 // writeAppRoleSecretID creates a secret id for the agent's role that works uses times (0: no

@@ -2,13 +2,10 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/test/harness"
@@ -36,40 +33,20 @@ func TestDiscoveredCertificateAndSecretIDAreRotated(t *testing.T) {
 	root := v.Root
 
 	// A certificate of web.example.internal delivered where its consumer reads it.
-	must(t, root.Sys().Mount("pki", &vaultapi.MountInput{Type: "pki", Config: vaultapi.MountConfigInput{MaxLeaseTTL: "87600h"}}))
-	write(t, root, "pki/root/generate/internal", map[string]any{"common_name": "Test Root", "ttl": "87600h"})
-	write(t, root, "pki/roles/web", map[string]any{"allowed_domains": "example.internal", "allow_subdomains": true, "max_ttl": "72h"})
-	issued := write(t, root, "pki/issue/web", map[string]any{"common_name": "web.example.internal", "ttl": "24h"})
-	oldSerial := issued.Data["serial_number"].(string)
-	v.PutKV(t, "certs/web", map[string]any{"certificate": issued.Data["certificate"], "private_key": issued.Data["private_key"],
-		"issuing_ca": issued.Data["issuing_ca"], "serial": oldSerial})
-
+	oldSerial := deliverWebCert(t, v)
 	// A secret id whose metadata names its service and where it is delivered.
-	must(t, root.Sys().EnableAuthWithOptions("approle", &vaultapi.EnableAuthOptions{Type: "approle"}))
-	write(t, root, "auth/approle/role/ci", map[string]any{"token_ttl": "1h"})
-	meta, _ := json.Marshal(map[string]string{"service": "ci", "deliver_to": "secret/ci/approle"})
-	sid := write(t, root, "auth/approle/role/ci/secret-id", map[string]any{"metadata": string(meta)})
-	v.PutKV(t, "ci/approle", map[string]any{"secret_id": sid.Data["secret_id"], "secret_id_accessor": sid.Data["secret_id_accessor"]})
+	sid := deliverCISecretID(t, v)
 
-	v.AgentToken(t)
-	must(t, root.Sys().PutPolicy("discovery", discoveryPolicy))
-	tok, err := root.Auth().Token().Create(&vaultapi.TokenCreateRequest{Policies: []string{"rotation-agent", "discovery"}, NoDefaultPolicy: true})
-	must(t, err)
+	token := agentTokenWith(t, v, "discovery", discoveryPolicy)
 	file := filepath.Join(t.TempDir(), "discovery.yaml")
 	must(t, os.WriteFile(file, []byte("pki:\n  - mount: pki\n    role: web\n    deliver_to: secret/certs\napprole:\n  - mount: approle\ninterval: 1h\n"), 0o600))
-	cfg := harness.AgentConfig(t, v, tok.Auth.ClientToken, n)
+	cfg := harness.AgentConfig(t, v, token, n)
 	cfg.DiscoveryFile = file
 	// StartAgent returns once the agent consumes changes: after the first discovery refresh.
 	ra := harness.StartAgent(t, cfg)
 
-	change := func(id string, targets events.Targets) {
-		var ev events.ChangeEvent
-		mustUnmarshal(t, harness.ChangeEvent(t, id), &ev)
-		ev.Data.Targets = targets
-		bus.Publish(t, mustMarshal(t, ev), "")
-	}
-	change("CHG-DISC-PKI", events.Targets{Hosts: []string{"web.example.internal"}})
-	change("CHG-DISC-AR", events.Targets{Services: []string{"ci"}})
+	bus.Publish(t, targetedChange(t, "CHG-DISC-PKI", events.Targets{Hosts: []string{"web.example.internal"}}), "")
+	bus.Publish(t, targetedChange(t, "CHG-DISC-AR", events.Targets{Services: []string{"ci"}}), "")
 	for id, kind := range map[string]string{"CHG-DISC-PKI": "pki", "CHG-DISC-AR": "approle-secret-id"} {
 		ev := bus.WaitEvidence(t, id, waitEvidence).Data
 		if ev.Status != events.StatusReconciled || len(ev.Credentials) != 1 || ev.Credentials[0].Kind != kind ||
@@ -92,20 +69,4 @@ func TestDiscoveredCertificateAndSecretIDAreRotated(t *testing.T) {
 	if _, err := login.Logical().Write("auth/approle/login", map[string]any{"role_id": roleID.Data["role_id"], "secret_id": newSID}); err != nil {
 		t.Errorf("the delivered secret id does not log in: %v", err)
 	}
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-func write(t *testing.T, c *vaultapi.Client, path string, body map[string]any) *vaultapi.Secret {
-	t.Helper()
-	s, err := c.Logical().Write(path, body)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return s
 }

@@ -3,11 +3,8 @@ package integration
 import (
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
-
-	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/test/harness"
@@ -27,34 +24,6 @@ bindings:
         deliver_to: secret/certs/web
 `
 
-// deliverWebCert mounts pki with role web, issues a certificate of web.example.internal and
-// delivers it to secret/certs/web as the pki rotator does; it returns the serial.
-func deliverWebCert(t *testing.T, v *harness.Vault) string {
-	t.Helper()
-	root := v.Root
-	must(t, root.Sys().Mount("pki", &vaultapi.MountInput{Type: "pki", Config: vaultapi.MountConfigInput{MaxLeaseTTL: "87600h"}}))
-	write(t, root, "pki/root/generate/internal", map[string]any{"common_name": "Test Root", "ttl": "87600h"})
-	write(t, root, "pki/roles/web", map[string]any{"allowed_domains": "example.internal", "allow_subdomains": true, "max_ttl": "72h"})
-	issued := write(t, root, "pki/issue/web", map[string]any{"common_name": "web.example.internal", "ttl": "24h"})
-	serial := issued.Data["serial_number"].(string)
-	v.PutKV(t, "certs/web", map[string]any{"certificate": issued.Data["certificate"], "private_key": issued.Data["private_key"],
-		"issuing_ca": issued.Data["issuing_ca"], "serial": serial})
-	return serial
-}
-
-// pkiCerts lists the serials of every certificate the pki mount issued.
-func pkiCerts(t *testing.T, v *harness.Vault) []string {
-	t.Helper()
-	s, err := v.Root.Logical().List("pki/certs")
-	must(t, err)
-	var out []string
-	for _, k := range s.Data["keys"].([]any) {
-		out = append(out, k.(string))
-	}
-	sort.Strings(out)
-	return out
-}
-
 // A certificate both declared in the inventory and discovered in Vault is one credential: a
 // change that matches both bindings rotates it once (one new certificate), as the inventory
 // declares it, and the evidence says discovery found it too.
@@ -62,27 +31,19 @@ func TestInventoryAndDiscoveryOfOneCertificateRotateItOnce(t *testing.T) {
 	v := harness.StartVault(t)
 	n := harness.StartNATS(t)
 	bus := harness.WatchBus(t, n)
-	root := v.Root
 	oldSerial := deliverWebCert(t, v)
 
-	v.AgentToken(t)
-	must(t, root.Sys().PutPolicy("discovery", discoveryPolicy))
-	tok, err := root.Auth().Token().Create(&vaultapi.TokenCreateRequest{Policies: []string{"rotation-agent", "discovery"}, NoDefaultPolicy: true})
-	must(t, err)
 	dir := t.TempDir()
-	cfg := harness.AgentConfig(t, v, tok.Auth.ClientToken, n)
+	cfg := harness.AgentConfig(t, v, agentTokenWith(t, v, "discovery", discoveryPolicy), n)
 	cfg.InventoryFile = filepath.Join(dir, "inventory.yaml")
 	cfg.DiscoveryFile = filepath.Join(dir, "discovery.yaml")
 	must(t, os.WriteFile(cfg.InventoryFile, []byte(webCertInventory), 0o600))
 	must(t, os.WriteFile(cfg.DiscoveryFile, []byte("pki:\n  - mount: pki\n    role: web\n    deliver_to: secret/certs\ninterval: 1h\n"), 0o600))
 	ra := harness.StartAgent(t, cfg)
-	before := pkiCerts(t, v)
+	before := v.List(t, "pki/certs")
 
 	// The service selects the inventory binding, the host the discovered one.
-	var ev events.ChangeEvent
-	mustUnmarshal(t, harness.ChangeEvent(t, "CHG-MERGE-1"), &ev)
-	ev.Data.Targets = events.Targets{Services: []string{"web"}, Hosts: []string{"web.example.internal"}}
-	bus.Publish(t, mustMarshal(t, ev), "")
+	bus.Publish(t, targetedChange(t, "CHG-MERGE-1", events.Targets{Services: []string{"web"}, Hosts: []string{"web.example.internal"}}), "")
 	got := bus.WaitEvidence(t, "CHG-MERGE-1", waitEvidence).Data
 	if got.Status != events.StatusReconciled || len(got.Credentials) != 1 {
 		t.Fatalf("evidence = %+v\nlog:\n%s", got, ra.Log.String())
@@ -93,7 +54,7 @@ func TestInventoryAndDiscoveryOfOneCertificateRotateItOnce(t *testing.T) {
 		t.Errorf("credential %s matched by %q, want %q", c.Credential, c.MatchedBy, wantWhy)
 	}
 
-	after := pkiCerts(t, v)
+	after := v.List(t, "pki/certs")
 	if len(after) != len(before)+1 {
 		t.Fatalf("%d certificates issued for the change, want exactly one (before %v, after %v)", len(after)-len(before), before, after)
 	}

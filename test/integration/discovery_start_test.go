@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"os"
@@ -9,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/test/harness"
@@ -25,27 +22,18 @@ path "secret/metadata/apps/*" { capabilities = ["list", "read"] }`
 // first refresh the agent stays not ready and leaves the change in the stream; once the source
 // answers, the change's credential is rotated (not acknowledged as no_credentials).
 func TestBacklogWaitsForTheFirstDiscovery(t *testing.T) {
-	ctx := context.Background()
 	v := harness.StartVault(t)
 	n := harness.StartNATS(t)
 	bus := harness.WatchBus(t, n)
-	v.PutKV(t, "apps/orders/db", map[string]any{"user": "orders", "password": "canary-backlog-orders-1"})
-	must(t, v.Root.KVv2("secret").PutMetadata(ctx, "apps/orders/db", vaultapi.KVMetadataPutInput{
-		CustomMetadata: map[string]any{"service": "orders", "rotate_fields": "password"},
-	}))
+	putTaggedKV(t, v, "apps/orders/db", map[string]any{"user": "orders", "password": "canary-backlog-orders-1"},
+		map[string]any{"service": "orders", "rotate_fields": "password"})
 	// The discovery policy grants nothing under secret/apps yet: the first refresh fails.
-	must(t, v.Root.Sys().PutPolicy("discovery", `path "secret/metadata/elsewhere" { capabilities = ["list"] }`))
-	v.AgentToken(t)
-	tok, err := v.Root.Auth().Token().Create(&vaultapi.TokenCreateRequest{Policies: []string{"rotation-agent", "discovery"}, NoDefaultPolicy: true})
-	must(t, err)
-	cfg := harness.AgentConfig(t, v, tok.Auth.ClientToken, n)
+	token := agentTokenWith(t, v, "discovery", `path "secret/metadata/elsewhere" { capabilities = ["list"] }`)
+	cfg := harness.AgentConfig(t, v, token, n)
 
 	// A first run provisions the stream and the consumer; the change arrives while no agent runs.
 	harness.StartAgent(t, cfg).Stop(t)
-	var ev events.ChangeEvent
-	mustUnmarshal(t, harness.ChangeEvent(t, "CHG-BACKLOG-1"), &ev)
-	ev.Data.Targets = events.Targets{Services: []string{"orders"}}
-	bus.Publish(t, mustMarshal(t, ev), "")
+	bus.Publish(t, targetedChange(t, "CHG-BACKLOG-1", events.Targets{Services: []string{"orders"}}), "")
 
 	file := filepath.Join(t.TempDir(), "discovery.yaml")
 	must(t, os.WriteFile(file, []byte("kv:\n  - mount: secret\n    prefix: apps\ninterval: 1h\n"), 0o600))

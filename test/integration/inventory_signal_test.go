@@ -12,15 +12,6 @@ import (
 	"github.com/rotation-agent/rotation-agent/test/harness"
 )
 
-// targetedChange is a change-completed event that names targets and no credential.
-func targetedChange(t *testing.T, id string, targets events.Targets) []byte {
-	t.Helper()
-	var ev events.ChangeEvent
-	mustUnmarshal(t, harness.ChangeEvent(t, id), &ev)
-	ev.Data.Targets = targets
-	return mustMarshal(t, ev)
-}
-
 // waitLogCount waits until the process output holds line more than before times.
 func waitLogCount(t *testing.T, p *harness.Process, line string, before int) {
 	t.Helper()

@@ -52,13 +52,7 @@ func TestInventoryMatchesAndReloads(t *testing.T) {
 	cfg.InventoryReloadInterval = time.Second
 	ra := harness.StartAgent(t, cfg)
 
-	change := func(id string, targets events.Targets) []byte {
-		var ev events.ChangeEvent
-		mustUnmarshal(t, harness.ChangeEvent(t, id), &ev)
-		ev.Data.Targets = targets
-		return mustMarshal(t, ev)
-	}
-	bus.Publish(t, change("CHG-INV-1", events.Targets{Services: []string{"payments"}, Environments: []string{"prod"}}), "")
+	bus.Publish(t, targetedChange(t, "CHG-INV-1", events.Targets{Services: []string{"payments"}, Environments: []string{"prod"}}), "")
 	ev := bus.WaitEvidence(t, "CHG-INV-1", waitEvidence)
 	if ev.Data.Status != events.StatusReconciled || len(ev.Data.Credentials) != 1 ||
 		!strings.Contains(ev.Data.Credentials[0].MatchedBy, "binding payments-db selects services=payments environments=prod") {
@@ -71,7 +65,7 @@ func TestInventoryMatchesAndReloads(t *testing.T) {
 	if got := v.KV(t, "inventory/payments-db", 0).VersionMetadata.Version; got != 2 {
 		t.Errorf("bound secret at version %d, want 2", got)
 	}
-	bus.Publish(t, change("CHG-INV-2", events.Targets{Services: []string{"payments"}, Environments: []string{"staging"}}), "")
+	bus.Publish(t, targetedChange(t, "CHG-INV-2", events.Targets{Services: []string{"payments"}, Environments: []string{"staging"}}), "")
 	if ev := bus.WaitEvidence(t, "CHG-INV-2", waitEvidence); ev.Data.Status != events.StatusNoCredentials {
 		t.Errorf("a change in staging matched the prod binding: %+v", ev.Data)
 	}
@@ -92,7 +86,7 @@ func TestInventoryMatchesAndReloads(t *testing.T) {
 		}
 	}
 	writeAndWait(inventoryV2, "inventory loaded")
-	bus.Publish(t, change("CHG-INV-3", events.Targets{Hosts: []string{"billing-1.example.internal"}}), "")
+	bus.Publish(t, targetedChange(t, "CHG-INV-3", events.Targets{Hosts: []string{"billing-1.example.internal"}}), "")
 	if ev := bus.WaitEvidence(t, "CHG-INV-3", waitEvidence); len(ev.Data.Credentials) != 1 || ev.Data.Credentials[0].Path != "inventory/billing-api" ||
 		ev.Data.Credentials[0].Source != "inventory:"+file+":13" {
 		t.Fatalf("after reload (billing-api is bound at line 13): %+v", ev.Data)
@@ -102,7 +96,7 @@ func TestInventoryMatchesAndReloads(t *testing.T) {
 	if log := ra.Log.String(); !strings.Contains(log, "inventory.yaml:3: bindings[0] (broken): select is required") {
 		t.Errorf("the reload failure does not name the file, line and problem:\n%s", log)
 	}
-	bus.Publish(t, change("CHG-INV-4", events.Targets{Hosts: []string{"billing-1.example.internal"}}), "")
+	bus.Publish(t, targetedChange(t, "CHG-INV-4", events.Targets{Hosts: []string{"billing-1.example.internal"}}), "")
 	if ev := bus.WaitEvidence(t, "CHG-INV-4", waitEvidence); len(ev.Data.Credentials) != 1 || ev.Data.Status != events.StatusReconciled {
 		t.Errorf("after a bad reload the last good inventory was not kept: %+v", ev.Data)
 	}

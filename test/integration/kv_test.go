@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	vaultapi "github.com/hashicorp/vault/api"
-
 	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/test/harness"
 )
@@ -226,15 +224,8 @@ rule "charset" {
 		t.Fatal(err)
 	}
 	// The agent policy gains the right to generate from this one policy only.
-	if err := v.Root.Sys().PutPolicy("generate-digits", `path "sys/policies/password/digits-24/generate" { capabilities = ["read"] }`); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := v.Root.Auth().Token().Create(&vaultapi.TokenCreateRequest{Policies: []string{"rotation-agent", "generate-digits"}, NoDefaultPolicy: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v.AgentToken(t) // installs the rotation-agent policy
-	harness.StartAgent(t, harness.AgentConfig(t, v, tok.Auth.ClientToken, n))
+	token := agentTokenWith(t, v, "generate-digits", `path "sys/policies/password/digits-24/generate" { capabilities = ["read"] }`)
+	harness.StartAgent(t, harness.AgentConfig(t, v, token, n))
 	v.PutKV(t, "policy/app", map[string]any{"pin": "canary-policy-pin-0000"})
 	ref := kvRef("policy/app")
 	ref.Options = map[string]string{"password_policy": "digits-24"}

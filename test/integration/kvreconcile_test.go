@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	vaultapi "github.com/hashicorp/vault/api"
-
 	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/rotators"
 	"github.com/rotation-agent/rotation-agent/test/harness"
@@ -29,20 +27,13 @@ func TestKVNeedsReconcileThroughTheAgent(t *testing.T) {
 	if _, err := v.Root.Logical().Write("sys/policies/password/stuck", map[string]any{"policy": policy}); err != nil {
 		t.Fatal(err)
 	}
-	if err := v.Root.Sys().PutPolicy("generate-stuck", `path "sys/policies/password/stuck/generate" { capabilities = ["read"] }`); err != nil {
-		t.Fatal(err)
-	}
-	v.AgentToken(t) // installs the rotation-agent policy
-	tok, err := v.Root.Auth().Token().Create(&vaultapi.TokenCreateRequest{Policies: []string{"rotation-agent", "generate-stuck"}, TTL: "1h", NoDefaultPolicy: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	token := agentTokenWith(t, v, "generate-stuck", `path "sys/policies/password/stuck/generate" { capabilities = ["read"] }`)
 	stuck := strings.Repeat("z", 24)
 	v.PutKV(t, "stuck/app", map[string]any{"password": stuck, "username": "app"})
 	ref := kvRef("stuck/app", "password")
 	ref.Options = map[string]string{"password_policy": "stuck"}
 
-	ra := harness.StartAgent(t, harness.AgentConfig(t, v, tok.Auth.ClientToken, n))
+	ra := harness.StartAgent(t, harness.AgentConfig(t, v, token, n))
 	bus.Publish(t, harness.ChangeEvent(t, "CHG-KV-STUCK", ref), "")
 	// Six deliveries with the agent's back-off between them (about a minute).
 	ev := bus.WaitEvidence(t, "CHG-KV-STUCK", 4*time.Minute)
@@ -81,6 +72,6 @@ func TestKVNeedsReconcileThroughTheAgent(t *testing.T) {
 		}
 	}
 	ra.Stop(t)
-	assertNoLeak(t, map[string]string{"agent token": tok.Auth.ClientToken, "generated value": stuck},
+	assertNoLeak(t, map[string]string{"agent token": token, "generated value": stuck},
 		map[string][]string{"agent log": {ra.Log.String()}, "bus": bus.Payloads()})
 }

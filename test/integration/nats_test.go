@@ -146,10 +146,7 @@ func TestBindToOperatorManagedStreams(t *testing.T) {
 	ra := harness.StartAgent(t, cfg)
 	bus := harness.WatchBus(t, n)
 	v.PutKV(t, "bind/app", map[string]any{"password": "canary-bind-app-77"})
-	bus.Publish(t, harness.ChangeEvent(t, "CHG-BIND-1", kvRef("bind/app")), "")
-	if ev := bus.WaitEvidence(t, "CHG-BIND-1", waitEvidence); ev.Data.Status != events.StatusReconciled {
-		t.Fatalf("evidence: %+v", ev.Data)
-	}
+	wantKVChangeReconciled(t, bus, "CHG-BIND-1", "bind/app", "evidence")
 	if got := v.KV(t, "bind/app", 0); got.VersionMetadata.Version != 2 || got.Data["password"] == "canary-bind-app-77" {
 		t.Errorf("secret not rotated: version %d", got.VersionMetadata.Version)
 	}

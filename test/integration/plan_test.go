@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	vaultapi "github.com/hashicorp/vault/api"
-
 	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/test/harness"
 )
@@ -77,11 +75,9 @@ func vaultState(t *testing.T, v *harness.Vault) map[string]string {
 		must(t, err)
 		state["kv "+p] = fmt.Sprintf("version %d updated %s custom %v", m.CurrentVersion, m.UpdatedTime, m.CustomMetadata)
 	}
-	state["pki certs"] = strings.Join(pkiCerts(t, v), ",")
+	state["pki certs"] = strings.Join(v.List(t, "pki/certs"), ",")
 	for name, path := range map[string]string{"secret ids": "auth/approle/role/ci/secret-id", "tokens": "auth/token/accessors"} {
-		s, err := v.Root.Logical().List(path)
-		must(t, err)
-		state[name] = fmt.Sprint(s.Data["keys"])
+		state[name] = strings.Join(v.List(t, path), ",")
 	}
 	return state
 }
@@ -90,34 +86,21 @@ func vaultState(t *testing.T, v *harness.Vault) map[string]string {
 // tagged KV secret, a certificate by its host, an AppRole secret id by its metadata) with the
 // discovery source, in the table and in JSON, and writes nothing to Vault.
 func TestPlanListsDiscoveredCredentials(t *testing.T) {
-	ctx := context.Background()
 	v := harness.StartVault(t)
 	n := harness.StartNATS(t)
-	root := v.Root
-	v.PutKV(t, "apps/checkout/db", map[string]any{"user": "checkout", "password": "canary-plan-discovered-1"})
-	must(t, root.KVv2("secret").PutMetadata(ctx, "apps/checkout/db", vaultapi.KVMetadataPutInput{
-		CustomMetadata: map[string]any{"service": "checkout", "rotate_fields": "password"},
-	}))
+	putTaggedKV(t, v, "apps/checkout/db", map[string]any{"user": "checkout", "password": "canary-plan-discovered-1"},
+		map[string]any{"service": "checkout", "rotate_fields": "password"})
 	serial := deliverWebCert(t, v)
-	must(t, root.Sys().EnableAuthWithOptions("approle", &vaultapi.EnableAuthOptions{Type: "approle"}))
-	write(t, root, "auth/approle/role/ci", map[string]any{"token_ttl": "1h"})
-	meta, _ := json.Marshal(map[string]string{"service": "ci", "deliver_to": "secret/ci/approle"})
-	sid := write(t, root, "auth/approle/role/ci/secret-id", map[string]any{"metadata": string(meta)})
-	v.PutKV(t, "ci/approle", map[string]any{"secret_id": sid.Data["secret_id"], "secret_id_accessor": sid.Data["secret_id_accessor"]})
+	sid := deliverCISecretID(t, v)
 
-	v.AgentToken(t)
-	must(t, root.Sys().PutPolicy("discovery", discoveryPolicy+kvDiscoveryPolicy))
-	tok, err := root.Auth().Token().Create(&vaultapi.TokenCreateRequest{Policies: []string{"rotation-agent", "discovery"}, NoDefaultPolicy: true})
-	must(t, err)
+	token := agentTokenWith(t, v, "discovery", discoveryPolicy+kvDiscoveryPolicy)
 	dir := t.TempDir()
 	discoveryFile := filepath.Join(dir, "discovery.yaml")
 	must(t, os.WriteFile(discoveryFile, []byte("kv:\n  - mount: secret\n    prefix: apps\npki:\n  - mount: pki\n    role: web\n    deliver_to: secret/certs\napprole:\n  - mount: approle\n"), 0o600))
-	var ev events.ChangeEvent
-	mustUnmarshal(t, harness.ChangeEvent(t, "CHG-PLAN-DISC"), &ev)
-	ev.Data.Targets = events.Targets{Services: []string{"checkout", "ci"}, Hosts: []string{"web.example.internal"}}
 	eventFile := filepath.Join(dir, "event.json")
-	must(t, os.WriteFile(eventFile, mustMarshal(t, ev), 0o600))
-	env := processEnv(v, tok.Auth.ClientToken, n, "ROTATION_AGENT_DISCOVERY_FILE="+discoveryFile)
+	must(t, os.WriteFile(eventFile, targetedChange(t, "CHG-PLAN-DISC",
+		events.Targets{Services: []string{"checkout", "ci"}, Hosts: []string{"web.example.internal"}}), 0o600))
+	env := processEnv(v, token, n, "ROTATION_AGENT_DISCOVERY_FILE="+discoveryFile)
 	before := vaultState(t, v)
 
 	table := harness.StartProcess(t, agentBinary, env, "plan", "--event", eventFile)
@@ -169,7 +152,7 @@ func TestPlanListsDiscoveredCredentials(t *testing.T) {
 			t.Errorf("plan changed Vault: %s was %q, is %q", k, b, after[k])
 		}
 	}
-	assertNoLeak(t, map[string]string{"password": "canary-plan-discovered-1", "secret id": sid.Data["secret_id"].(string), "token": tok.Auth.ClientToken},
+	assertNoLeak(t, map[string]string{"password": "canary-plan-discovered-1", "secret id": sid.Data["secret_id"].(string), "token": token},
 		map[string][]string{"plan output": {out, js.Output.String()}})
 }
 

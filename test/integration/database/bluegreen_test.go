@@ -8,27 +8,44 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/rotators"
 	dbrot "github.com/rotation-agent/rotation-agent/rotators/database"
 	"github.com/rotation-agent/rotation-agent/test/harness/drive"
 )
+
+// blueGreenPair creates the static roles app-blue and app-green of one pair and writes marker
+// to secret/db/app-active, the secret naming the active role; it returns the marker's version.
+func (e *env) blueGreenPair(t *testing.T, marker map[string]any) int {
+	t.Helper()
+	e.staticRole(t, "app-blue", "app_blue")
+	e.staticRole(t, "app-green", "app_green")
+	return e.v.PutKV(t, "db/app-active", marker)
+}
+
+// pairRef names the static role role, paired with pair under the marker secret/db/app-active,
+// with the options of extra too.
+func pairRef(role, pair string, extra map[string]string) events.CredentialRef {
+	opts := map[string]string{dbrot.OptionPair: pair, dbrot.OptionActiveMarker: "secret/db/app-active"}
+	for k, v := range extra {
+		opts[k] = v
+	}
+	return staticRef(role, opts)
+}
 
 // A blue/green pair rotates the role consumers do not use, proves it, then switches the
 // marker to it: the active role's password keeps working through the overlap, and is rotated
 // only after it. A second change alternates back, keeping the other role when asked to.
 func TestBlueGreenFlip(t *testing.T) {
 	e := setup(t)
-	e.staticRole(t, "app-blue", "app_blue")
-	e.staticRole(t, "app-green", "app_green")
-	marker := e.v.PutKV(t, "db/app-active", map[string]any{"active": "app-blue", "owner": "payments"})
+	marker := e.blueGreenPair(t, map[string]any{"active": "app-blue", "owner": "payments"})
 	bluePw0, blueLVR0 := e.creds(t, "app-blue")
 	greenPw0, greenLVR0 := e.creds(t, "app-green")
 
 	ctx := context.Background()
 	j, clk := &drive.Journal{}, drive.NewClock(time.Now().UTC())
 	rot := dbrot.NewStaticRole(e.client)
-	opts := map[string]string{dbrot.OptionPair: "app-green", dbrot.OptionActiveMarker: "secret/db/app-active"}
-	req := drive.Request("CHG-DB-BG-1", staticRef("app-blue", opts), j, clk)
+	req := drive.Request("CHG-DB-BG-1", pairRef("app-blue", "app-green", nil), j, clk)
 
 	plan, err := rot.Plan(ctx, req)
 	if err != nil {
@@ -89,8 +106,7 @@ func TestBlueGreenFlip(t *testing.T) {
 
 	// A second change alternates: blue is now inactive, so blue is rotated and becomes active;
 	// with retire=keep green keeps its password.
-	opts2 := map[string]string{dbrot.OptionPair: "app-green", dbrot.OptionActiveMarker: "secret/db/app-active", dbrot.OptionRetire: "keep"}
-	req2 := drive.Request("CHG-DB-BG-2", staticRef("app-blue", opts2), j, clk)
+	req2 := drive.Request("CHG-DB-BG-2", pairRef("app-blue", "app-green", map[string]string{dbrot.OptionRetire: "keep"}), j, clk)
 	var st2 rotators.State
 	out, err = rotators.Drive(ctx, rot, req2, &st2, 0)
 	if err != nil || !out.Retired {
@@ -116,13 +132,10 @@ func TestBlueGreenFlip(t *testing.T) {
 // A marker switched by someone else between prepare and promote is not overwritten.
 func TestBlueGreenMarkerChangedOutsideIsNotOverwritten(t *testing.T) {
 	e := setup(t)
-	e.staticRole(t, "app-blue", "app_blue")
-	e.staticRole(t, "app-green", "app_green")
-	e.v.PutKV(t, "db/app-active", map[string]any{"active": "app-blue"})
+	e.blueGreenPair(t, map[string]any{"active": "app-blue"})
 	ctx := context.Background()
 	j, clk := &drive.Journal{}, drive.NewClock(time.Now().UTC())
-	opts := map[string]string{dbrot.OptionPair: "app-blue", dbrot.OptionActiveMarker: "secret/db/app-active"}
-	req := drive.Request("CHG-DB-BG-3", staticRef("app-green", opts), j, clk)
+	req := drive.Request("CHG-DB-BG-3", pairRef("app-green", "app-blue", nil), j, clk)
 	rot := &sabotaged{Rotator: dbrot.NewStaticRole(e.client), after: func(*rotators.State) {
 		e.v.PutKV(t, "db/app-active", map[string]any{"active": "app-canary"})
 	}}
@@ -145,15 +158,12 @@ func TestBlueGreenMarkerChangedOutsideIsNotOverwritten(t *testing.T) {
 // switched once and each role is rotated once.
 func TestBlueGreenResumeWithoutSecondFlipOrRotation(t *testing.T) {
 	e := setup(t)
-	e.staticRole(t, "app-blue", "app_blue")
-	e.staticRole(t, "app-green", "app_green")
-	marker := e.v.PutKV(t, "db/app-active", map[string]any{"active": "app-blue"})
+	marker := e.blueGreenPair(t, map[string]any{"active": "app-blue"})
 	bluePw0, blueLVR0 := e.creds(t, "app-blue")
 	greenPw0, _ := e.creds(t, "app-green")
 	ctx := context.Background()
 	j, clk := &drive.Journal{}, drive.NewClock(time.Now().UTC())
-	opts := map[string]string{dbrot.OptionPair: "app-green", dbrot.OptionActiveMarker: "secret/db/app-active"}
-	req := drive.Request("CHG-DB-BG-4", staticRef("app-blue", opts), j, clk)
+	req := drive.Request("CHG-DB-BG-4", pairRef("app-blue", "app-green", nil), j, clk)
 
 	// The marker is switched, then the journal cannot record the promote.
 	j.Fail = drive.FailWhen(func(st *rotators.State) bool { return st.Done == rotators.StepPromote })
@@ -238,16 +248,13 @@ func TestBlueGreenResumeWithoutSecondFlipOrRotation(t *testing.T) {
 // only then switches the marker, once.
 func TestBlueGreenVerifyCatchesPasswordThatDoesNotWork(t *testing.T) {
 	e := setup(t)
-	e.staticRole(t, "app-blue", "app_blue")
-	e.staticRole(t, "app-green", "app_green")
-	marker := e.v.PutKV(t, "db/app-active", map[string]any{"active": "app-blue"})
+	marker := e.blueGreenPair(t, map[string]any{"active": "app-blue"})
 	bluePw0, _ := e.creds(t, "app-blue")
 	greenPw0, _ := e.creds(t, "app-green")
 	const behindVaultsBack = "green-changed-behind-vaults-back-31"
 	ctx := context.Background()
 	j, clk := &drive.Journal{}, drive.NewClock(time.Now().UTC())
-	opts := map[string]string{dbrot.OptionPair: "app-green", dbrot.OptionActiveMarker: "secret/db/app-active"}
-	req := drive.Request("CHG-DB-BG-5", staticRef("app-blue", opts), j, clk)
+	req := drive.Request("CHG-DB-BG-5", pairRef("app-blue", "app-green", nil), j, clk)
 	rot := &sabotaged{Rotator: dbrot.NewStaticRole(e.client), after: func(*rotators.State) {
 		e.pg.SetPassword(t, "app_green", behindVaultsBack)
 	}}

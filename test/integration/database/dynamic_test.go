@@ -91,7 +91,7 @@ func TestLeasePrefixRevokesDynamicDatabaseUsers(t *testing.T) {
 	if out := drive.MustRun(t, rot, req, &st, 0); !out.Retired || !st.Verified {
 		t.Fatalf("outcome %+v verified %t, want revoked, verified and done", out, st.Verified)
 	}
-	if left := e.leases(t, "database/creds/readonly/"); len(left) != 0 {
+	if left := e.v.List(t, "sys/leases/lookup/database/creds/readonly/"); len(left) != 0 {
 		t.Errorf("%d leases remain under database/creds/readonly", len(left))
 	}
 	for i, c := range issued {
@@ -103,7 +103,7 @@ func TestLeasePrefixRevokesDynamicDatabaseUsers(t *testing.T) {
 			t.Errorf("lease %d is still known to Vault", i)
 		}
 	}
-	if !e.userExists(t, other.user) || len(e.leases(t, "database/creds/reporting/")) != 1 {
+	if !e.userExists(t, other.user) || len(e.v.List(t, "sys/leases/lookup/database/creds/reporting/")) != 1 {
 		t.Error("a lease outside the prefix, or its database user, was revoked")
 	}
 	e.mustLogin(t, "a dynamic user of another role", other.user, other.password)
@@ -116,22 +116,4 @@ func TestLeasePrefixRevokesDynamicDatabaseUsers(t *testing.T) {
 		secrets["password "+string(rune('a'+i))] = c.password
 	}
 	drive.AssertNoLeak(t, secrets, map[string][]string{"journal": j.Texts(), "state": drive.StateTexts(&st), "plan": plan.Changes})
-}
-
-// leases lists the lease ids directly under prefix (which ends in a slash).
-func (e *env) leases(t *testing.T, prefix string) []string {
-	t.Helper()
-	s, err := e.v.Root.Logical().List("sys/leases/lookup/" + prefix)
-	if err != nil {
-		t.Fatalf("list leases under %s: %v", prefix, err)
-	}
-	if s == nil {
-		return nil
-	}
-	keys, _ := s.Data["keys"].([]any)
-	out := make([]string, 0, len(keys))
-	for _, k := range keys {
-		out = append(out, k.(string))
-	}
-	return out
 }

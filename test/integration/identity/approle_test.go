@@ -72,7 +72,8 @@ func (f *appRoleFixture) login(t *testing.T, secretID string) bool {
 
 // accessors lists the role's secret id accessors, from Vault.
 func (f *appRoleFixture) accessors(t *testing.T) []string {
-	return list(t, f.v.Root, "auth/approle/role/payments/secret-id")
+	t.Helper()
+	return f.v.List(t, "auth/approle/role/payments/secret-id")
 }
 
 // metadata reads a secret id's metadata by accessor.
@@ -85,6 +86,21 @@ func (f *appRoleFixture) metadata(t *testing.T, accessor string) map[string]any 
 
 // delivered reads the current deliver_to secret.
 func (f *appRoleFixture) delivered(t *testing.T) *vaultapi.KVSecret { return f.v.KV(t, f.kvPath, 0) }
+
+// destroyBeforeFirstVerify is the approle rotator as the agent runs it, except that just
+// before its first verify the secret id it delivered is destroyed behind its back, by its
+// accessor, which it stores in *sabotaged.
+func (f *appRoleFixture) destroyBeforeFirstVerify(t *testing.T, sabotaged *string) *sabotage {
+	t.Helper()
+	rot := &sabotage{Rotator: approle.New(agentClient(t, f.v, agentPolicy))}
+	rot.beforeVerify = func(call int) {
+		if call == 1 {
+			*sabotaged = f.delivered(t).Data["secret_id_accessor"].(string)
+			write(t, f.v.Root, "auth/approle/role/payments/secret-id-accessor/destroy", map[string]any{"secret_id_accessor": *sabotaged})
+		}
+	}
+	return rot
+}
 
 func appRoleRef(options map[string]string) events.CredentialRef {
 	o := map[string]string{approle.OptionDeliverTo: "secret/apps/payments"}
@@ -154,8 +170,7 @@ func TestAppRoleSecretIDRotation(t *testing.T) {
 	if out := r.mustDrive(time.Hour); !out.RetirePending || !f.login(t, f.oldSID) {
 		t.Fatalf("retire ran before the overlap ended: %+v", out)
 	}
-	r.now = r.now.Add(2 * time.Hour)
-	if out := r.mustDrive(time.Hour); !out.Retired {
+	if out := r.driveAfterOverlap(); !out.Retired {
 		t.Fatalf("outcome %+v, want retired", out)
 	}
 	if f.login(t, f.oldSID) {
@@ -190,11 +205,7 @@ func TestAppRoleResumeWithoutSecondSecretID(t *testing.T) {
 			r := newRun(t, approle.New(client), "CHG1002", appRoleRef(nil))
 			// The journal goes down right after Vault created the credential, as if the
 			// process died there: nothing after the intent note is stored.
-			down := false
-			r.failSave = func(st *rotators.State) bool {
-				down = down || st.Note("new_accessor") != ""
-				return down
-			}
+			r.journalDownFrom("new_accessor")
 			_, err := r.drive(time.Hour)
 			wantRetryableSave(t, err)
 			after := f.accessors(t)
@@ -206,7 +217,6 @@ func TestAppRoleResumeWithoutSecondSecretID(t *testing.T) {
 				t.Fatalf("deliver_to was written (version %d) though the journal failed first", v)
 			}
 
-			down = false
 			r.failSave = nil
 			r.resumeFromJournal()
 			if r.st.Note("new_accessor") != "" || r.st.Note("generating_at") == "" {
@@ -279,23 +289,13 @@ func TestAppRoleResumeAdoptsDeliveredSecretID(t *testing.T) {
 func TestAppRoleVerifyCatchesDestroyedSecretID(t *testing.T) {
 	f := newAppRoleFixture(t)
 	var sabotaged string
-	rot := &sabotage{Rotator: approle.New(agentClient(t, f.v, agentPolicy))}
-	rot.beforeVerify = func(call int) {
-		if call == 1 {
-			sabotaged = f.delivered(t).Data["secret_id_accessor"].(string)
-			write(t, f.v.Root, "auth/approle/role/payments/secret-id-accessor/destroy", map[string]any{"secret_id_accessor": sabotaged})
-		}
-	}
-	r := newRun(t, rot, "CHG1004", appRoleRef(nil))
+	r := newRun(t, f.destroyBeforeFirstVerify(t, &sabotaged), "CHG1004", appRoleRef(nil))
 	_, err := r.drive(time.Hour)
 	wantRetryable(t, err, "verification failed", sabotaged)
 	if r.st.Verified || r.st.Done != rotators.StepApply {
 		t.Fatalf("state after a failed verify: done %q verified %v", r.st.Done, r.st.Verified)
 	}
-	var out rotators.Outcome
-	for i := 0; i < 2*rotators.MaxStepFailures && !out.Completed; i++ {
-		out, err = r.drive(time.Hour)
-	}
+	out, err := r.driveUntilCompleted(time.Hour)
 	if !out.Completed || err != nil {
 		t.Fatalf("rotation did not recover with a fresh secret id: %+v %v", out, err)
 	}
@@ -311,8 +311,7 @@ func TestAppRoleVerifyCatchesDestroyedSecretID(t *testing.T) {
 	if r.st.Before["secret_id_accessor"] != f.oldAcc {
 		t.Errorf("the fresh round lost the original old secret id: before %v", r.st.Before)
 	}
-	r.now = r.now.Add(2 * time.Hour)
-	if out := r.mustDrive(time.Hour); !out.Retired {
+	if out := r.driveAfterOverlap(); !out.Retired {
 		t.Fatalf("outcome %+v", out)
 	}
 	if f.login(t, f.oldSID) {
@@ -340,18 +339,14 @@ func TestAppRoleVerifyCatchesUnreadableDelivery(t *testing.T) {
 	r := newRun(t, rot, "CHG1005", appRoleRef(nil))
 	_, err := r.drive(time.Hour)
 	wantRetryable(t, err, "verification failed", "does not hold the new secret id")
-	var out rotators.Outcome
-	for i := 0; i < 2*rotators.MaxStepFailures && !out.Completed; i++ {
-		out, _ = r.drive(time.Hour)
-	}
+	out, _ := r.driveUntilCompleted(time.Hour)
 	if !out.Completed {
 		t.Fatalf("rotation did not recover: %+v", out)
 	}
 	if got := f.accessors(t); len(got) != 3 {
 		t.Fatalf("role has %d secret ids during the overlap, want 3 (old, failed round, new)", len(got))
 	}
-	r.now = r.now.Add(2 * time.Hour)
-	r.mustDrive(time.Hour)
+	r.driveAfterOverlap()
 	cur := f.delivered(t)
 	if cur.VersionMetadata.Version != 3 {
 		t.Errorf("deliver_to at version %d, want 3", cur.VersionMetadata.Version)
@@ -371,27 +366,19 @@ func TestAppRoleWrappedDelivery(t *testing.T) {
 	r := newRun(t, approle.New(agentClient(t, f.v, agentPolicy)), "CHG1006",
 		appRoleRef(map[string]string{approle.OptionWrapTTL: "10m", approle.OptionMetadata: `{"team":"payments"}`}))
 	r.mustDrive(time.Hour)
-	cur := f.delivered(t)
-	wrapped, _ := cur.Data["wrapped_secret_id"].(string)
-	if wrapped == "" || cur.Data["secret_id"] != nil {
-		t.Fatalf("deliver_to holds %v, want a wrapped secret id and no plain one", keys(cur.Data))
-	}
 	if r.st.After["verified_by"] != "wrapping-lookup" || r.st.After["delivery"] != "wrapped" || r.st.After["wrapping_accessor"] == "" {
 		t.Errorf("after = %v", r.st.After)
 	}
-	unwrapped, err := clientWith(t, f.v, "").Logical().Unwrap(wrapped)
-	if err != nil {
-		t.Fatalf("consumer unwrap: %v", err)
-	}
-	newSID := unwrapped.Data["secret_id"].(string)
-	if unwrapped.Data["secret_id_accessor"] != cur.Data["secret_id_accessor"] || !f.login(t, newSID) {
+	cur := f.delivered(t)
+	wrapped, _ := cur.Data["wrapped_secret_id"].(string)
+	newSID, newAcc := f.unwrapDelivered(t)
+	if newAcc != cur.Data["secret_id_accessor"] || !f.login(t, newSID) {
 		t.Fatal("the unwrapped secret id does not match the delivered accessor or does not log in")
 	}
 	if m := f.metadata(t, cur.Data["secret_id_accessor"].(string)); m["team"] != "payments" || m["change_id"] != "CHG1006" {
 		t.Errorf("metadata = %v", m)
 	}
-	r.now = r.now.Add(2 * time.Hour)
-	r.mustDrive(time.Hour)
+	r.driveAfterOverlap()
 	if f.login(t, f.oldSID) || r.st.After["old_login"] != "denied" {
 		t.Errorf("old secret id not retired: %v", r.st.After)
 	}

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rotation-agent/rotation-agent/rotators"
 	"github.com/rotation-agent/rotation-agent/rotators/approle"
 )
 
@@ -38,11 +37,7 @@ func TestAppRoleWrappedResumeDestroysTheLostSecretID(t *testing.T) {
 	f := newAppRoleFixture(t)
 	client := agentClient(t, f.v, agentPolicy)
 	r := newRun(t, approle.New(client), "CHG1008", appRoleRef(wrappedRef()))
-	down := false
-	r.failSave = func(st *rotators.State) bool {
-		down = down || st.Note("new_accessor") != ""
-		return down
-	}
+	r.journalDownFrom("new_accessor")
 	_, err := r.drive(time.Hour)
 	wantRetryableSave(t, err)
 	lost := without(f.accessors(t), f.oldAcc)
@@ -50,7 +45,7 @@ func TestAppRoleWrappedResumeDestroysTheLostSecretID(t *testing.T) {
 		t.Fatalf("want a generated, undelivered secret id; accessors %v", f.accessors(t))
 	}
 
-	down, r.failSave = false, nil
+	r.failSave = nil
 	r.resumeFromJournal()
 	r.rot = approle.New(client)
 	if out := r.mustDrive(time.Hour); !out.Completed || !out.Resumed {
@@ -79,20 +74,10 @@ func TestAppRoleWrappedResumeDestroysTheLostSecretID(t *testing.T) {
 func TestAppRoleWrappedVerifyCatchesDestroyedSecretID(t *testing.T) {
 	f := newAppRoleFixture(t)
 	var sabotaged string
-	rot := &sabotage{Rotator: approle.New(agentClient(t, f.v, agentPolicy))}
-	rot.beforeVerify = func(call int) {
-		if call == 1 {
-			sabotaged = f.delivered(t).Data["secret_id_accessor"].(string)
-			write(t, f.v.Root, "auth/approle/role/payments/secret-id-accessor/destroy", map[string]any{"secret_id_accessor": sabotaged})
-		}
-	}
-	r := newRun(t, rot, "CHG1009", appRoleRef(wrappedRef()))
+	r := newRun(t, f.destroyBeforeFirstVerify(t, &sabotaged), "CHG1009", appRoleRef(wrappedRef()))
 	_, err := r.drive(time.Hour)
 	wantRetryable(t, err, "verification failed", sabotaged, "no longer exists")
-	var out rotators.Outcome
-	for i := 0; i < 2*rotators.MaxStepFailures && !out.Completed; i++ {
-		out, err = r.drive(time.Hour)
-	}
+	out, err := r.driveUntilCompleted(time.Hour)
 	if !out.Completed || err != nil || r.st.Rounds != 1 {
 		t.Fatalf("outcome %+v rounds %d err %v, want completed in a fresh round", out, r.st.Rounds, err)
 	}
@@ -106,8 +91,7 @@ func TestAppRoleWrappedVerifyCatchesDestroyedSecretID(t *testing.T) {
 	if newAcc == sabotaged || !f.login(t, newSID) {
 		t.Fatal("the fresh round's wrapped secret id was not delivered or does not log in")
 	}
-	r.now = r.now.Add(2 * time.Hour)
-	if out := r.mustDrive(time.Hour); !out.Retired {
+	if out := r.driveAfterOverlap(); !out.Retired {
 		t.Fatalf("outcome %+v", out)
 	}
 	if got := f.accessors(t); !slices.Equal(got, []string{newAcc}) || f.login(t, f.oldSID) {

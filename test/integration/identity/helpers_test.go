@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -131,6 +130,37 @@ func (r *run) mustDrive(overlap time.Duration) rotators.Outcome {
 	return out
 }
 
+// journalDownFrom makes every save fail from the first state carrying the note on, as if the
+// process died right after Vault acted on the intent the note records; r.failSave = nil
+// brings the journal back.
+func (r *run) journalDownFrom(note string) {
+	down := false
+	r.failSave = func(st *rotators.State) bool {
+		down = down || st.Note(note) != ""
+		return down
+	}
+}
+
+// driveAfterOverlap moves the clock two hours on, past the one-hour overlap the tests drive
+// with, and drives again: the drive that retires the old credential.
+func (r *run) driveAfterOverlap() rotators.Outcome {
+	r.t.Helper()
+	r.now = r.now.Add(2 * time.Hour)
+	return r.mustDrive(time.Hour)
+}
+
+// driveUntilCompleted drives again until the rotation completes, at most twice as often as
+// a step may fail, and returns the last outcome and error.
+func (r *run) driveUntilCompleted(overlap time.Duration) (rotators.Outcome, error) {
+	r.t.Helper()
+	var out rotators.Outcome
+	var err error
+	for i := 0; i < 2*rotators.MaxStepFailures && !out.Completed; i++ {
+		out, err = r.drive(overlap)
+	}
+	return out, err
+}
+
 // plan runs Plan and records it for the leak scan.
 func (r *run) plan() (rotators.Plan, error) {
 	p, err := r.rot.Plan(context.Background(), r.req)
@@ -191,25 +221,6 @@ func write(t *testing.T, c *vaultapi.Client, path string, data map[string]any) *
 	return s
 }
 
-// list lists a path as root; a path with nothing under it is empty.
-func list(t *testing.T, c *vaultapi.Client, path string) []string {
-	t.Helper()
-	s, err := c.Logical().List(path)
-	if err != nil {
-		t.Fatalf("list %s: %v", path, err)
-	}
-	if s == nil {
-		return nil
-	}
-	var out []string
-	keys, _ := s.Data["keys"].([]any)
-	for _, k := range keys {
-		out = append(out, k.(string))
-	}
-	sort.Strings(out)
-	return out
-}
-
 // leaseIDs lists every lease id under prefix, walking sub-folders.
 func leaseIDs(t *testing.T, v *harness.Vault, prefix string) []string {
 	t.Helper()
@@ -218,7 +229,7 @@ func leaseIDs(t *testing.T, v *harness.Vault, prefix string) []string {
 	for len(dirs) > 0 {
 		dir := dirs[0]
 		dirs = dirs[1:]
-		for _, k := range list(t, v.Root, "sys/leases/lookup/"+dir) {
+		for _, k := range v.List(t, "sys/leases/lookup/"+dir) {
 			if strings.HasSuffix(k, "/") {
 				dirs = append(dirs, dir+k)
 			} else {

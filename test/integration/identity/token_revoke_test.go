@@ -152,8 +152,7 @@ func TestTokenRotateKeepingChildren(t *testing.T) {
 	if !tokenWorks(t, v, oldTok) || !tokenWorks(t, v, newTok) || !tokenWorks(t, v, child) {
 		t.Fatal("during the overlap the old token, its child and the replacement must work")
 	}
-	r.now = r.now.Add(2 * time.Hour)
-	if out := r.mustDrive(time.Hour); !out.Retired {
+	if out := r.driveAfterOverlap(); !out.Retired {
 		t.Fatalf("outcome %+v", out)
 	}
 	if tokenWorks(t, v, oldTok) || accessorExists(t, v, oldAcc) {
@@ -242,10 +241,7 @@ func TestTokenRevokeVerifyCatchesLiveToken(t *testing.T) {
 		t.Fatalf("state after the failed verify: done %q verified %t", r.st.Done, r.st.Verified)
 	}
 	rot.applyAs = nil
-	var out rotators.Outcome
-	for i := 0; i < 2*rotators.MaxStepFailures && !out.Completed; i++ {
-		out, _ = r.drive(0)
-	}
+	out, _ := r.driveUntilCompleted(0)
 	if !out.Retired || r.st.Rounds != 1 || !r.st.Verified {
 		t.Fatalf("outcome %+v rounds %d: want revoked in a fresh round", out, r.st.Rounds)
 	}

@@ -8,7 +8,6 @@ import (
 	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/rotation-agent/rotation-agent/events"
-	"github.com/rotation-agent/rotation-agent/rotators"
 	"github.com/rotation-agent/rotation-agent/rotators/token"
 	"github.com/rotation-agent/rotation-agent/test/harness"
 )
@@ -35,7 +34,7 @@ func tokenWithChild(t *testing.T, v *harness.Vault) (parent, parentAcc, child st
 func tokensOfChange(t *testing.T, v *harness.Vault, changeID string) []string {
 	t.Helper()
 	var out []string
-	for _, a := range list(t, v.Root, "auth/token/accessors") {
+	for _, a := range v.List(t, "auth/token/accessors") {
 		s, err := v.Root.Logical().Write("auth/token/lookup-accessor", map[string]any{"accessor": a})
 		if err != nil {
 			continue
@@ -80,8 +79,7 @@ func TestTokenRevokeByAccessor(t *testing.T) {
 	if r.st.Before["policies"] != "default,spawner" || r.st.Before["state"] != "live" || r.st.After["state"] != "revoked" {
 		t.Errorf("before %v after %v", r.st.Before, r.st.After)
 	}
-	r.now = r.now.Add(2 * time.Hour)
-	if out := r.mustDrive(time.Hour); !out.Retired {
+	if out := r.driveAfterOverlap(); !out.Retired {
 		t.Fatalf("outcome %+v", out)
 	}
 
@@ -180,8 +178,7 @@ func TestTokenRotateWithRole(t *testing.T) {
 	if r.st.After["verified_by"] != "lookup-self" || r.st.After["accessor"] != newAcc || r.st.Before["accessor"] != f.oldAcc {
 		t.Errorf("before %v after %v", r.st.Before, r.st.After)
 	}
-	r.now = r.now.Add(2 * time.Hour)
-	if out := r.mustDrive(time.Hour); !out.Retired {
+	if out := r.driveAfterOverlap(); !out.Retired {
 		t.Fatalf("outcome %+v", out)
 	}
 	if tokenWorks(t, f.v, f.oldTok) || accessorExists(t, f.v, f.oldAcc) {
@@ -228,11 +225,7 @@ func TestTokenRotateResumeWithoutSecondToken(t *testing.T) {
 			r := newRun(t, token.New(client), "CHG2005", f.ref("ci"))
 			// The journal goes down right after Vault created the credential, as if the
 			// process died there: nothing after the intent note is stored.
-			down := false
-			r.failSave = func(st *rotators.State) bool {
-				down = down || st.Note("new_accessor") != ""
-				return down
-			}
+			r.journalDownFrom("new_accessor")
 			_, err := r.drive(time.Hour)
 			wantRetryable(t, err, "journal unavailable")
 			first := tokensOfChange(t, f.v, "CHG2005")
@@ -290,10 +283,7 @@ func TestTokenVerifyCatchesRevokedReplacement(t *testing.T) {
 	r := newRun(t, rot, "CHG2006", f.ref("ci"))
 	_, err := r.drive(time.Hour)
 	wantRetryable(t, err, "verification failed", sabotaged)
-	var out rotators.Outcome
-	for i := 0; i < 2*rotators.MaxStepFailures && !out.Completed; i++ {
-		out, _ = r.drive(time.Hour)
-	}
+	out, _ := r.driveUntilCompleted(time.Hour)
 	if !out.Completed || r.st.Rounds != 1 {
 		t.Fatalf("outcome %+v rounds %d", out, r.st.Rounds)
 	}
@@ -302,8 +292,7 @@ func TestTokenVerifyCatchesRevokedReplacement(t *testing.T) {
 	if cur.Data["token_accessor"] == sabotaged || !tokenWorks(t, f.v, newTok) {
 		t.Fatal("the fresh replacement was not delivered or does not work")
 	}
-	r.now = r.now.Add(2 * time.Hour)
-	r.mustDrive(time.Hour)
+	r.driveAfterOverlap()
 	if tokenWorks(t, f.v, f.oldTok) || !tokenWorks(t, f.v, newTok) {
 		t.Error("after retire the old token must be denied and the replacement work")
 	}
