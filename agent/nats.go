@@ -108,8 +108,9 @@ func connectNATS(cfg NATSConfig, urls []string, name string, timeout time.Durati
 // ("tls: certificate required") or only as a closed connection, depending on timing.
 func tlsClosedHint(err error) string {
 	msg := err.Error()
-	if !strings.Contains(msg, "tls") || !(strings.Contains(msg, "after TLS handshake") ||
-		strings.Contains(msg, "broken pipe") || strings.Contains(msg, "connection reset")) {
+	closed := strings.Contains(msg, "after TLS handshake") ||
+		strings.Contains(msg, "broken pipe") || strings.Contains(msg, "connection reset")
+	if !strings.Contains(msg, "tls") || !closed {
 		return ""
 	}
 	return " (the server closed the connection after the TLS handshake: it may require a client certificate, " +
