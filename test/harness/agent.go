@@ -107,28 +107,46 @@ type RunningAgent struct {
 // it consumes events. A start-up failure fails the test.
 func StartAgent(t testing.TB, cfg agent.Config) *RunningAgent {
 	t.Helper()
+	return StartAgentWith(t, cfg, agent.Options{})
+}
+
+// launchAgent runs agent.Run in the background with the harness's log, ready and listening
+// hooks on top of opts, stops it when the test ends, and returns the channels those hooks
+// signal: ready once the agent consumes events, listening with its HTTP address.
+func launchAgent(t testing.TB, cfg agent.Config, opts agent.Options) (*RunningAgent, <-chan struct{}, <-chan string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ra := &RunningAgent{Log: &SyncBuffer{}, stop: cancel, done: make(chan error, 1)}
-	ready := make(chan struct{})
-	go func() {
-		ra.done <- agent.Run(ctx, cfg, agent.Options{
-			LogOutput: ra.Log,
-			Ready:     func(string) { close(ready) },
-			// Called before Ready, so MetricsAddr is set once StartAgent returns.
-			Listening: func(addr string) { ra.MetricsAddr = addr },
-		})
-	}()
+	ready, listening := make(chan struct{}), make(chan string, 1)
+	opts.LogOutput = ra.Log
+	opts.Ready = func(string) { close(ready) }
+	// Called before Ready, so MetricsAddr is set once the agent is ready.
+	opts.Listening = func(addr string) {
+		ra.MetricsAddr = addr
+		select {
+		case listening <- addr:
+		default:
+		}
+	}
+	go func() { ra.done <- agent.Run(ctx, cfg, opts) }()
+	t.Cleanup(func() { ra.Stop(t) })
+	return ra, ready, listening
+}
+
+// awaitStart waits for started, failing the test when the agent ends or takes over 30s.
+func awaitStart[T any](t testing.TB, ra *RunningAgent, started <-chan T, what string) T {
+	t.Helper()
 	select {
-	case <-ready:
+	case v := <-started:
+		return v
 	case err := <-ra.done:
-		cancel()
+		ra.stopOnce.Do(ra.stop) // it has ended: nothing for Stop to wait for
 		t.Fatalf("agent did not start: %v\nlog:\n%s", err, ra.Log.String())
 	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatalf("agent did not start within 30s\nlog:\n%s", ra.Log.String())
+		t.Fatalf("agent did not %s within 30s\nlog:\n%s", what, ra.Log.String())
 	}
-	t.Cleanup(func() { ra.Stop(t) })
-	return ra
+	var zero T
+	return zero
 }
 
 // Stop stops the agent and fails the test if it does not stop cleanly in time. Calling it
