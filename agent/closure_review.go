@@ -2,13 +2,10 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rotation-agent/rotation-agent/events"
 )
@@ -65,19 +62,12 @@ func awaitsReviewStep(records []events.Record) bool {
 // storedReview reads the post-change review of a change from the journal bucket; nil when
 // there is none.
 func (j *journal) storedReview(ctx context.Context, changeID string) (*events.Review, error) {
-	kve, err := j.kv.Get(ctx, reviewKey(changeID))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	rec, _, err := readReview(ctx, j.kv, changeID)
+	if errors.Is(err, errNoReview) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read review: %w", err)
-	}
-	var rec reviewRecord
-	if err := json.Unmarshal(kve.Value(), &rec); err != nil {
-		return nil, fmt.Errorf("decode review of %s: %w", changeID, err)
-	}
-	if rec.Review.ChangeID != changeID {
-		return nil, nil // another change whose id hashes alike
+		return nil, err
 	}
 	return &rec.Review, nil
 }

@@ -319,7 +319,8 @@ func kindName(t reflect.Type) string {
 }
 
 // validateOffline checks the settings an offline plan uses (the event size limit, the
-// inventory and discovery files); Vault and NATS settings may be absent.
+// inventory and discovery files); Vault and NATS settings may be absent. Validate starts
+// with these checks.
 func (c Config) validateOffline() error {
 	var errs []error
 	env := func(name string) string { return EnvPrefix + "_" + name }
@@ -334,7 +335,7 @@ func (c Config) validateOffline() error {
 // Validate reports every problem of the configuration at once, one per joined error, each
 // naming the environment variable to fix.
 func (c Config) Validate() error {
-	var errs []error
+	errs := problems(c.validateOffline())
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	env := func(name string) string { return EnvPrefix + "_" + name }
 
@@ -345,17 +346,12 @@ func (c Config) Validate() error {
 		strings.HasPrefix(c.SubjectPrefix, ".") || strings.HasSuffix(c.SubjectPrefix, ".") {
 		bad("%s: %q is not a valid subject prefix (tokens separated by dots, no wildcards or spaces)", env("SUBJECT_PREFIX"), c.SubjectPrefix)
 	}
-	if c.MaxEventBytes < 1024 || c.MaxEventBytes > 8<<20 {
-		bad("%s: %d is out of range (1024 to 8388608)", env("MAX_EVENT_BYTES"), c.MaxEventBytes)
-	}
 	if c.ShutdownTimeout <= 0 {
 		bad("%s: must be positive", env("SHUTDOWN_TIMEOUT"))
 	}
 	if c.StartupTimeout <= 0 {
 		bad("%s: must be positive", env("STARTUP_TIMEOUT"))
 	}
-	checkFile(&errs, env("INVENTORY_FILE"), c.InventoryFile)
-	checkFile(&errs, env("DISCOVERY_FILE"), c.DiscoveryFile)
 	if c.InventoryReloadInterval < time.Second {
 		bad("%s: must be at least 1s", env("INVENTORY_RELOAD_INTERVAL"))
 	}

@@ -72,10 +72,11 @@ type PlanOptions struct {
 // the credentials discovery finds; a source that fails is listed in the report's discovery
 // status (incomplete).
 func PlanEvent(ctx context.Context, cfg Config, payload []byte, opts PlanOptions) (events.Impact, error) {
+	validate := cfg.Validate
 	if opts.Offline {
-		return planOffline(ctx, cfg, payload)
+		validate = cfg.validateOffline
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := validate(); err != nil {
 		return events.Impact{}, err
 	}
 	ev, rej := events.DecodeChangeEvent(payload, cfg.MaxEventBytes)
@@ -96,13 +97,17 @@ func PlanEvent(ctx context.Context, cfg Config, payload []byte, opts PlanOptions
 		}
 		discoveryCfg = &dc
 	}
-	startCtx, cancel := context.WithTimeout(ctx, cfg.StartupTimeout)
-	defer cancel()
-	vs, _, err := openVault(startCtx, cfg.Vault, logrus.NewEntry(log), redactor)
-	if err != nil {
-		return events.Impact{}, err
+	var client *vault.Client // nil offline: the registry then knows kinds and default actions only
+	if !opts.Offline {
+		startCtx, cancel := context.WithTimeout(ctx, cfg.StartupTimeout)
+		defer cancel()
+		vs, _, err := openVault(startCtx, cfg.Vault, logrus.NewEntry(log), redactor)
+		if err != nil {
+			return events.Impact{}, err
+		}
+		client = vs.client
 	}
-	registry, err := newRegistry(vs.client)
+	registry, err := newRegistry(client)
 	if err != nil {
 		return events.Impact{}, err
 	}
@@ -110,10 +115,18 @@ func PlanEvent(ctx context.Context, cfg Config, payload []byte, opts PlanOptions
 	if err != nil {
 		return events.Impact{}, err
 	}
-	if discoveryCfg != nil {
-		discoverOnce(ctx, vs.client, *discoveryCfg, cat, redactor)
+	switch {
+	case opts.Offline:
+		report := &events.DiscoveryReport{Status: events.DiscoverySkipped}
+		if discoveryCfg != nil {
+			report.Sources = discoveryCfg.SourceNames()
+		}
+		cat.setDiscoveryReport(func() *events.DiscoveryReport { return report })
+	case discoveryCfg != nil:
+		discoverOnce(ctx, client, *discoveryCfg, cat, redactor)
 	}
-	return impactOf(ctx, registry, cat, ev, cfg.Overlap, events.AgentInfo{ID: cfg.AgentID, Version: Version}, redactor), nil
+	agent := events.AgentInfo{ID: cfg.AgentID, Version: Version}
+	return planImpact(ctx, registry, cat, ev, cfg.Overlap, agent, redactor, !opts.Offline), nil
 }
 
 // discoverOnce runs every discovery source once (reading Vault only) and merges what they
@@ -134,50 +147,14 @@ func discoverOnce(ctx context.Context, client *vault.Client, cfg vaultsource.Con
 	cat.setDiscoveryReport(func() *events.DiscoveryReport { return report })
 }
 
-// planOffline is PlanEvent without Vault: the inventory and the event only.
-func planOffline(ctx context.Context, cfg Config, payload []byte) (events.Impact, error) {
-	if err := cfg.validateOffline(); err != nil {
-		return events.Impact{}, err
-	}
-	ev, rej := events.DecodeChangeEvent(payload, cfg.MaxEventBytes)
-	if rej != nil {
-		return events.Impact{}, fmt.Errorf("event rejected: %w", rej)
-	}
-	redactor := NewRedactor()
-	log, err := NewLogger(io.Discard, "error", redactor)
-	if err != nil {
-		return events.Impact{}, err
-	}
-	registry, err := newRegistry(nil) // kinds and default actions only: no rotator is asked
-	if err != nil {
-		return events.Impact{}, err
-	}
-	cat, err := newCatalog(cfg.InventoryFile, registry.Kinds(), logrus.NewEntry(log))
-	if err != nil {
-		return events.Impact{}, err
-	}
-	if cfg.DiscoveryFile != "" {
-		dc, err := loadDiscoveryConfig(cfg.DiscoveryFile)
-		if err != nil {
-			return events.Impact{}, err
-		}
-		report := &events.DiscoveryReport{Status: events.DiscoverySkipped, Sources: dc.SourceNames()}
-		cat.setDiscoveryReport(func() *events.DiscoveryReport { return report })
-	} else {
-		cat.setDiscoveryReport(func() *events.DiscoveryReport { return &events.DiscoveryReport{Status: events.DiscoverySkipped} })
-	}
-	creds := planMatches(ctx, registry, cat, ev.Data, cfg.Overlap, redactor, false)
-	level, reasons := events.AssessImpact(creds)
-	return events.Impact{
-		SchemaVersion: 1, ChangeID: ev.Data.ID, EventID: ev.ID, ChangeType: ev.Data.Type,
-		Level: level, Reasons: reasons, Credentials: creds, Agent: events.AgentInfo{ID: cfg.AgentID, Version: Version},
-		AssessedAt: time.Now().UTC(), Discovery: cat.discoveryReport(),
-	}, nil
-}
-
 // impactOf builds the impact report of a change event.
 func impactOf(ctx context.Context, registry *rotators.Registry, cat *catalog, ev *events.ChangeEvent, defaultOverlap time.Duration, agent events.AgentInfo, redactor *Redactor) events.Impact {
-	creds := planCredentials(ctx, registry, cat, ev.Data, defaultOverlap, redactor)
+	return planImpact(ctx, registry, cat, ev, defaultOverlap, agent, redactor, true)
+}
+
+// planImpact is impactOf; with ask false the rotators are not asked (see planMatches).
+func planImpact(ctx context.Context, registry *rotators.Registry, cat *catalog, ev *events.ChangeEvent, defaultOverlap time.Duration, agent events.AgentInfo, redactor *Redactor, ask bool) events.Impact {
+	creds := planMatches(ctx, registry, cat, ev.Data, defaultOverlap, redactor, ask)
 	level, reasons := events.AssessImpact(creds)
 	return events.Impact{
 		SchemaVersion: 1, ChangeID: ev.Data.ID, EventID: ev.ID, ChangeType: ev.Data.Type,

@@ -84,17 +84,27 @@ func (r *reviews) openFor(ctx context.Context, ev *events.ChangeEvent, env event
 	return r.flush(ctx, rec, rev)
 }
 
+// get reads the review of a change and its revision; errNoReview when there is none.
 func (r *reviews) get(ctx context.Context, changeID string) (reviewRecord, uint64, error) {
+	return readReview(ctx, r.kv, changeID)
+}
+
+// readReview reads the review record of a change and its revision from the journal bucket
+// kv; errNoReview when there is none.
+func readReview(ctx context.Context, kv jetstream.KeyValue, changeID string) (reviewRecord, uint64, error) {
 	var rec reviewRecord
-	kve, err := r.kv.Get(ctx, reviewKey(changeID))
+	kve, err := kv.Get(ctx, reviewKey(changeID))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return rec, 0, fmt.Errorf("%w: %s", errNoReview, changeID)
+		return reviewRecord{}, 0, fmt.Errorf("%w: %s", errNoReview, changeID)
 	}
 	if err != nil {
-		return rec, 0, fmt.Errorf("read review: %w", err)
+		return reviewRecord{}, 0, fmt.Errorf("read review: %w", err)
 	}
 	if err := json.Unmarshal(kve.Value(), &rec); err != nil {
-		return rec, 0, fmt.Errorf("decode review of %s: %w", changeID, err)
+		return reviewRecord{}, 0, fmt.Errorf("decode review of %s: %w", changeID, err)
+	}
+	if rec.Review.ChangeID != changeID { // another change whose id hashes alike
+		return reviewRecord{}, 0, fmt.Errorf("%w: %s", errNoReview, changeID)
 	}
 	return rec, kve.Revision(), nil
 }

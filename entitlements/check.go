@@ -124,26 +124,17 @@ func settle(out events.EntitlementEvidence, err error) (events.EntitlementEviden
 
 // policies reads the policies attached to an identity.
 func (c *Checker) policies(ctx context.Context, id Identity) ([]string, error) {
-	var (
-		sec  *vault.Secret
-		err  error
-		path string
-		key  string
-	)
-	switch id.Kind {
-	case KindAppRole:
-		path, key = "auth/"+id.Mount+"/role/"+id.Name+"/policies", "token_policies"
-	case KindTokenRole:
-		path, key = "auth/token/roles/"+id.Name, "allowed_policies"
-	case KindEntity:
-		path, key = "identity/entity/name/"+id.Name, "policies"
-	case KindGroup:
-		path, key = "identity/group/name/"+id.Name, "policies"
-	case KindToken:
-		path, key = "auth/token/lookup-accessor", "policies"
-		sec, err = c.Client.Logical().WriteWithContext(ctx, path, map[string]any{"accessor": id.Name})
+	path, field := policyField(id)
+	if path == "" {
+		return nil, fmt.Errorf("cannot read the policies of a %s", id.Kind)
 	}
-	if id.Kind != KindToken {
+	var (
+		sec *vault.Secret
+		err error
+	)
+	if id.Kind == KindToken {
+		sec, err = c.Client.Logical().WriteWithContext(ctx, path, map[string]any{"accessor": id.Name})
+	} else {
 		sec, err = c.Client.Logical().ReadWithContext(ctx, path)
 	}
 	if err != nil {
@@ -152,7 +143,26 @@ func (c *Checker) policies(ctx context.Context, id Identity) ([]string, error) {
 	if sec == nil || sec.Data == nil {
 		return nil, fmt.Errorf("read %s: the %s does not exist", path, id.Kind)
 	}
-	return normalise(stringList(sec.Data[key])), nil
+	return normalise(stringList(sec.Data[field])), nil
+}
+
+// policyField is where Vault keeps the policies of an identity: the path of the identity
+// (for a token, the path its accessor is looked up at) and the field that lists them; ""
+// for a kind it does not know.
+func policyField(id Identity) (path, field string) {
+	switch id.Kind {
+	case KindAppRole:
+		return "auth/" + id.Mount + "/role/" + id.Name + "/policies", "token_policies"
+	case KindTokenRole:
+		return "auth/token/roles/" + id.Name, "allowed_policies"
+	case KindEntity:
+		return "identity/entity/name/" + id.Name, "policies"
+	case KindGroup:
+		return "identity/group/name/" + id.Name, "policies"
+	case KindToken:
+		return "auth/token/lookup-accessor", "policies"
+	}
+	return "", ""
 }
 
 // capabilities compares the effective capabilities on declared paths, as Vault evaluates them:
@@ -273,21 +283,11 @@ func remeasured(before, after []events.CapabilityEvidence) bool {
 
 // remediate writes the approved policies and reads them back.
 func (c *Checker) remediate(ctx context.Context, id Identity, approved []string) (*events.Remediation, error) {
-	var path string
-	var data map[string]any
-	switch id.Kind {
-	case KindAppRole:
-		path, data = "auth/"+id.Mount+"/role/"+id.Name+"/policies", map[string]any{"token_policies": approved}
-	case KindTokenRole:
-		path, data = "auth/token/roles/"+id.Name, map[string]any{"allowed_policies": approved}
-	case KindEntity:
-		path, data = "identity/entity/name/"+id.Name, map[string]any{"policies": approved}
-	case KindGroup:
-		path, data = "identity/group/name/"+id.Name, map[string]any{"policies": approved}
-	default:
+	path, field := policyField(id)
+	if path == "" || id.Kind == KindToken {
 		return nil, fmt.Errorf("cannot remediate a %s", id.Kind)
 	}
-	if _, err := c.Client.Logical().WriteWithContext(ctx, path, data); err != nil {
+	if _, err := c.Client.Logical().WriteWithContext(ctx, path, map[string]any{field: approved}); err != nil {
 		return nil, fmt.Errorf("write %s: %w", path, err)
 	}
 	rem := &events.Remediation{SetPolicies: approved, At: c.now()}

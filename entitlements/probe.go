@@ -10,6 +10,8 @@ import (
 	"time"
 
 	vault "github.com/hashicorp/vault/api"
+
+	"github.com/rotation-agent/rotation-agent/internal/vaultcall"
 )
 
 // probeTTL bounds the life of every credential a probe mints, should revoking it fail.
@@ -63,24 +65,6 @@ func (p *probeLogin) remember(value string) {
 	p.secrets = append(p.secrets, value)
 }
 
-// clientAs returns a client like the checker's, in the same Vault namespace, that
-// authenticates with token ("" for none).
-func (p *probeLogin) clientAs(token string) (*vault.Client, error) {
-	client, err := p.c.Client.Clone()
-	if err != nil {
-		return nil, fmt.Errorf("prepare a Vault client: %w", err)
-	}
-	client.ClearToken()
-	if token != "" {
-		client.SetToken(token)
-	}
-	client.ClearNamespace()
-	if ns := p.c.Client.Namespace(); ns != "" {
-		client.SetNamespace(ns)
-	}
-	return client, nil
-}
-
 // login mints the credential and logs in with it.
 func (p *probeLogin) login(ctx context.Context) error {
 	logical := p.c.Client.Logical()
@@ -121,7 +105,7 @@ func (p *probeLogin) login(ctx context.Context) error {
 	if secretID == "" || p.secretIDAccessor == "" {
 		return fmt.Errorf("create a probe secret id for %s: no secret id or accessor returned", rolePath)
 	}
-	anon, err := p.clientAs("")
+	anon, err := vaultcall.ClientAs(p.c.Client, "")
 	if err != nil {
 		return err
 	}
@@ -148,12 +132,12 @@ func (p *probeLogin) takeAuth(sec *vault.Secret) error {
 // with the token, or, when the token's policies do not allow that (a role without the default
 // policy), sys/capabilities-accessor with its accessor.
 func (p *probeLogin) capabilities(ctx context.Context, paths []string) (map[string][]string, error) {
-	client, err := p.clientAs(p.token)
+	client, err := vaultcall.ClientAs(p.c.Client, p.token)
 	if err != nil {
 		return nil, err
 	}
 	sec, err := client.Logical().WriteWithContext(ctx, "sys/capabilities-self", map[string]any{"paths": paths})
-	if err != nil && isStatus(err, http.StatusForbidden) && p.accessor != "" {
+	if err != nil && vaultcall.Status(err) == http.StatusForbidden && p.accessor != "" {
 		sec, err = p.c.Client.Logical().WriteWithContext(ctx, "sys/capabilities-accessor", map[string]any{"accessor": p.accessor, "paths": paths})
 	}
 	if err != nil {
@@ -203,7 +187,7 @@ func (p *probeLogin) release(ctx context.Context) string {
 // revokeToken revokes the probe token with itself, or by accessor when it may not revoke
 // itself (or has used up its uses); a token Vault no longer knows is revoked.
 func (p *probeLogin) revokeToken(ctx context.Context) error {
-	if client, err := p.clientAs(p.token); err == nil {
+	if client, err := vaultcall.ClientAs(p.c.Client, p.token); err == nil {
 		if _, err := client.Logical().WriteWithContext(ctx, "auth/token/revoke-self", nil); err == nil {
 			return nil
 		}
@@ -217,7 +201,7 @@ func (p *probeLogin) revokeToken(ctx context.Context) error {
 		return nil
 	}
 	sec, lookupErr := logical.WriteWithContext(ctx, "auth/token/lookup-accessor", map[string]any{"accessor": p.accessor})
-	if (lookupErr != nil && isStatus(lookupErr, http.StatusBadRequest)) || (lookupErr == nil && sec == nil) {
+	if (lookupErr != nil && vaultcall.Status(lookupErr) == http.StatusBadRequest) || (lookupErr == nil && sec == nil) {
 		return nil // Vault no longer knows the token (its last use revoked it).
 	}
 	return err
@@ -240,10 +224,4 @@ func (p *probeLogin) destroySecretID(ctx context.Context) error {
 		return nil
 	}
 	return err
-}
-
-// isStatus reports whether err is a Vault response with the HTTP status code.
-func isStatus(err error, code int) bool {
-	var re *vault.ResponseError
-	return errors.As(err, &re) && re.StatusCode == code
 }

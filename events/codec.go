@@ -52,6 +52,7 @@ func Schema(name string) (*jsonschema.Schema, error) {
 		}
 		c := jsonschema.NewCompiler()
 		c.AssertFormat()
+		targets := make(map[string]string, len(entries)) // file name -> name registered
 		for _, e := range entries {
 			name := "schema/" + e.Name()
 			raw, err := Schemas.ReadFile(name)
@@ -65,27 +66,21 @@ func Schema(name string) (*jsonschema.Schema, error) {
 				return
 			}
 			// Registered under its $id, so one schema can refer to another by its file name.
+			target := name
 			if m, ok := doc.(map[string]any); ok {
 				if id, ok := m["$id"].(string); ok && id != "" {
-					name = id
+					target = id
 				}
 			}
-			if err := c.AddResource(name, doc); err != nil {
+			if err := c.AddResource(target, doc); err != nil {
 				compileErr = fmt.Errorf("schema %s: %w", name, err)
 				return
 			}
+			targets[name] = target
 		}
 		for _, e := range entries {
 			name := "schema/" + e.Name()
-			raw, _ := Schemas.ReadFile(name)
-			var head struct {
-				ID string `json:"$id"`
-			}
-			target := name
-			if json.Unmarshal(raw, &head) == nil && head.ID != "" {
-				target = head.ID
-			}
-			s, err := c.Compile(target)
+			s, err := c.Compile(targets[name])
 			if err != nil {
 				compileErr = fmt.Errorf("schema %s: %w", name, err)
 				return
@@ -146,7 +141,7 @@ func DecodeChangeEvent(payload []byte, maxBytes int) (*ChangeEvent, *Rejection) 
 		return nil, rej
 	}
 	if err := schema.Validate(doc); err != nil {
-		rej.ReasonCode, rej.Reason = ReasonInvalid, describeViolations(err)
+		rej.ReasonCode, rej.Reason = ReasonInvalid, describeViolations("event", err)
 		return nil, rej
 	}
 	var ev ChangeEvent
@@ -166,8 +161,9 @@ func DecodeChangeEvent(payload []byte, maxBytes int) (*ChangeEvent, *Rejection) 
 }
 
 // describeViolations turns a schema validation error into one readable line listing the
-// failing locations, for example "/data/change_id: missing property".
-func describeViolations(err error) string {
+// failing locations, for example "/data/change_id: missing property"; noun names what was
+// validated ("event", "request").
+func describeViolations(noun string, err error) string {
 	var ve *jsonschema.ValidationError
 	if !errors.As(err, &ve) {
 		return err.Error()
@@ -196,7 +192,7 @@ func describeViolations(err error) string {
 		more := len(problems) - maxReportedProblems
 		problems = append(problems[:maxReportedProblems], fmt.Sprintf("and %d more", more))
 	}
-	return "event does not match its schema: " + strings.Join(problems, "; ")
+	return noun + " does not match its schema: " + strings.Join(problems, "; ")
 }
 
 // File names of the request schemas inside Schemas.
@@ -217,7 +213,7 @@ func DecodeRequest(payload []byte, schemaName string, out any) error {
 		return err
 	}
 	if err := schema.Validate(doc); err != nil {
-		return errors.New(strings.Replace(describeViolations(err), "event does not", "request does not", 1))
+		return errors.New(describeViolations("request", err))
 	}
 	if err := json.Unmarshal(payload, out); err != nil {
 		return fmt.Errorf("request does not fit its type: %w", err)
@@ -235,19 +231,6 @@ const (
 // DecodeEvidenceRequest decodes and validates the body of an evidence or closure request.
 func DecodeEvidenceRequest(payload []byte) (EvidenceRequest, error) {
 	var req EvidenceRequest
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(payload))
-	if err != nil {
-		return req, fmt.Errorf("request is not valid JSON: %w", err)
-	}
-	schema, err := Schema(EvidenceRequestSchema)
-	if err != nil {
-		return req, err
-	}
-	if err := schema.Validate(doc); err != nil {
-		return req, errors.New(strings.Replace(describeViolations(err), "event does not", "request does not", 1))
-	}
-	if err := json.Unmarshal(payload, &req); err != nil {
-		return req, fmt.Errorf("request does not fit: %w", err)
-	}
-	return req, nil
+	err := DecodeRequest(payload, EvidenceRequestSchema, &req)
+	return req, err
 }

@@ -8,8 +8,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/rotation-agent/rotation-agent/internal/vaultcall"
 	"github.com/rotation-agent/rotation-agent/rotators"
-	"github.com/rotation-agent/rotation-agent/rotators/internal/vaultcall"
 )
 
 // secretIDInfo is what Vault tells about a secret id by its accessor; it holds no secret.

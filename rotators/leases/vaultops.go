@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rotation-agent/rotation-agent/internal/vaultcall"
 	"github.com/rotation-agent/rotation-agent/rotators"
-	"github.com/rotation-agent/rotation-agent/rotators/internal/vaultcall"
 )
 
 // list walks sys/leases/lookup under prefix and returns every lease id.

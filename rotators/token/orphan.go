@@ -7,9 +7,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rotation-agent/rotation-agent/internal/vaultcall"
 	"github.com/rotation-agent/rotation-agent/rotators"
 	"github.com/rotation-agent/rotation-agent/rotators/internal/kvdeliver"
-	"github.com/rotation-agent/rotation-agent/rotators/internal/vaultcall"
 )
 
 // heldIn reads the token with accessor from version of deliver_to (0: the current version),

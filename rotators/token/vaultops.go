@@ -8,8 +8,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/rotation-agent/rotation-agent/internal/vaultcall"
 	"github.com/rotation-agent/rotation-agent/rotators"
-	"github.com/rotation-agent/rotation-agent/rotators/internal/vaultcall"
 )
 
 // maxSearch bounds how many token accessors a resumed rotation looks up to find a token it

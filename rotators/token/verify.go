@@ -6,9 +6,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rotation-agent/rotation-agent/internal/vaultcall"
 	"github.com/rotation-agent/rotation-agent/rotators"
 	"github.com/rotation-agent/rotation-agent/rotators/internal/kvdeliver"
-	"github.com/rotation-agent/rotation-agent/rotators/internal/vaultcall"
 )
 
 // Verify checks a revoked token is gone (auth/token/lookup-accessor no longer finds it), or

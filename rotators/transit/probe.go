@@ -11,8 +11,8 @@ import (
 
 	vault "github.com/hashicorp/vault/api"
 
+	"github.com/rotation-agent/rotation-agent/internal/vaultcall"
 	"github.com/rotation-agent/rotation-agent/rotators"
-	"github.com/rotation-agent/rotation-agent/rotators/internal/vaultcall"
 )
 
 // probeMode is how a key version is exercised.

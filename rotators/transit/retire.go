@@ -7,8 +7,8 @@ import (
 	"strings"
 
 	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/internal/vaultcall"
 	"github.com/rotation-agent/rotation-agent/rotators"
-	"github.com/rotation-agent/rotation-agent/rotators/internal/vaultcall"
 )
 
 // Retire raises, with min_decryption=raise, the key's min_decryption_version to the new version

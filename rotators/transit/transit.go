@@ -16,8 +16,8 @@ import (
 	vault "github.com/hashicorp/vault/api"
 
 	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/internal/vaultcall"
 	"github.com/rotation-agent/rotation-agent/rotators"
-	"github.com/rotation-agent/rotation-agent/rotators/internal/vaultcall"
 )
 
 // Kind is the credential kind handled by this package. A credential of this kind names the

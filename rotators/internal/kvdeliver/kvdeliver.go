@@ -11,8 +11,8 @@ import (
 
 	vault "github.com/hashicorp/vault/api"
 
+	"github.com/rotation-agent/rotation-agent/internal/vaultcall"
 	"github.com/rotation-agent/rotation-agent/rotators"
-	"github.com/rotation-agent/rotation-agent/rotators/internal/vaultcall"
 )
 
 // State is one version of a deliver_to secret. Data may hold secrets, so a State stays in

@@ -1,6 +1,6 @@
-// Package vaultcall holds the small helpers rotators share around Vault API calls: reading the
-// HTTP status of an error, marking errors retryable or permanent, and cloning a client so a
-// request is sent with another token.
+// Package vaultcall holds the small helpers the rotators and the entitlement checker share
+// around Vault API calls: reading the HTTP status of an error, marking errors retryable or
+// permanent, and cloning a client so a request is sent with another token.
 package vaultcall
 
 import (
