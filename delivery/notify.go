@@ -148,8 +148,10 @@ func (h HTTPHook) Notify(ctx context.Context, n Notice) error {
 }
 
 // Command runs a program (no shell) with the notice in its environment: ROTATION_CREDENTIAL,
-// ROTATION_FILES (separated by ':') and ROTATION_DELIVERY_TOKEN. Exit status 0 means the
-// application loaded the new credential. Its output is discarded: it could hold anything.
+// ROTATION_FILES (separated by ':') and ROTATION_DELIVERY_TOKEN. It does not inherit the
+// agent's environment, which holds the agent's own secrets (its Vault token, NATS password,
+// AppRole secret id): only PATH, HOME and LANG are passed on. Exit status 0 means
+// the application loaded the new credential. Its output is discarded: it could hold anything.
 type Command struct {
 	Path string
 	Args []string
@@ -172,11 +174,7 @@ func (c Command) Notify(ctx context.Context, n Notice) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, c.Path, c.Args...)
-	cmd.Env = append(os.Environ(),
-		"ROTATION_CREDENTIAL="+n.Credential,
-		"ROTATION_FILES="+strings.Join(n.Files, ":"),
-		"ROTATION_DELIVERY_TOKEN="+n.Token,
-	)
+	cmd.Env = commandEnv(n)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	cmd.WaitDelay = time.Second
 	err := cmd.Run()
@@ -191,6 +189,27 @@ func (c Command) Notify(ctx context.Context, n Notice) error {
 	default:
 		return fmt.Errorf("notify command %s: %w", filepath.Base(c.Path), err)
 	}
+}
+
+// commandInherits names the variables of the agent's environment that a notify command
+// receives (when set): enough to find programs and run them in the host's locale, nothing
+// that could hold a secret.
+var commandInherits = []string{"PATH", "HOME", "LANG"}
+
+// commandEnv is a notify command's whole environment: the commandInherits variables the agent
+// has, and the notice.
+func commandEnv(n Notice) []string {
+	var env []string
+	for _, name := range commandInherits {
+		if v, ok := os.LookupEnv(name); ok {
+			env = append(env, name+"="+v)
+		}
+	}
+	return append(env,
+		"ROTATION_CREDENTIAL="+n.Credential,
+		"ROTATION_FILES="+strings.Join(n.Files, ":"),
+		"ROTATION_DELIVERY_TOKEN="+n.Token,
+	)
 }
 
 // Health asks the application which credential it uses: a GET of URL must answer 2xx with a

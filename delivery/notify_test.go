@@ -17,9 +17,20 @@ import (
 	"time"
 )
 
+// commandArg, as the first argument, makes the test binary a notify command: it writes its
+// environment and remaining arguments to the file named by the second argument and exits with
+// the status in the third. (A notify command does not inherit the test's environment.)
+const commandArg = "delivery-test-command"
+
 // The test binary doubles as the application: with DELIVERY_TEST_APP set it plays the part
 // named there, so the notifiers act on a real process.
 func TestMain(m *testing.M) {
+	if len(os.Args) > 3 && os.Args[1] == commandArg {
+		raw, _ := json.Marshal(commandRun{Env: os.Environ(), Args: os.Args[4:]})
+		_ = os.WriteFile(os.Args[2], raw, 0o600)
+		code, _ := strconv.Atoi(os.Args[3])
+		os.Exit(code)
+	}
 	switch os.Getenv("DELIVERY_TEST_APP") {
 	case "":
 		os.Exit(m.Run())
@@ -36,12 +47,13 @@ func TestMain(m *testing.M) {
 		case <-time.After(time.Minute):
 			os.Exit(3)
 		}
-	case "command":
-		out := os.Getenv("DELIVERY_TEST_OUT")
-		_ = os.WriteFile(out, []byte(os.Getenv("ROTATION_CREDENTIAL")+" "+os.Getenv("ROTATION_DELIVERY_TOKEN")+" "+strings.Join(os.Args[1:], ",")), 0o600)
-		code, _ := strconv.Atoi(os.Getenv("DELIVERY_TEST_EXIT"))
-		os.Exit(code)
 	}
+}
+
+// commandRun is what the test binary as a notify command saw.
+type commandRun struct {
+	Env  []string
+	Args []string
 }
 
 func waitFile(t *testing.T, path string) string {
@@ -111,20 +123,86 @@ func TestCommandRunsWithoutShellAndReportsItsExitStatus(t *testing.T) {
 	for _, code := range []int{0, 7} {
 		t.Run(fmt.Sprint("exit ", code), func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out")
-			t.Setenv("DELIVERY_TEST_APP", "command")
-			t.Setenv("DELIVERY_TEST_OUT", out)
-			t.Setenv("DELIVERY_TEST_EXIT", strconv.Itoa(code))
-			c := Command{Path: os.Args[0], Args: []string{"a b", "$HOME"}}
-			err := c.Notify(context.Background(), Notice{Credential: "kv-v2:secret/a", Token: "rd-1"})
+			c := Command{Path: os.Args[0], Args: []string{commandArg, out, strconv.Itoa(code), "a b", "$HOME"}}
+			err := c.Notify(context.Background(), Notice{Credential: "kv-v2:secret/a", Files: []string{"/run/a", "/run/b"}, Token: "rd-1"})
 			if code == 0 && err != nil || code != 0 && (err == nil || !strings.Contains(err.Error(), "exit status 7")) {
 				t.Errorf("Notify = %v", err)
 			}
+			var run commandRun
+			if err := json.Unmarshal([]byte(waitFile(t, out)), &run); err != nil {
+				t.Fatal(err)
+			}
 			// Arguments arrive as given: no shell split "a b" or expanded $HOME.
-			if got := waitFile(t, out); got != "kv-v2:secret/a rd-1 a b,$HOME" {
-				t.Errorf("command saw %q", got)
+			if strings.Join(run.Args, ",") != "a b,$HOME" {
+				t.Errorf("command got arguments %q", run.Args)
+			}
+			env := envMap(run.Env)
+			for name, want := range map[string]string{"ROTATION_CREDENTIAL": "kv-v2:secret/a", "ROTATION_FILES": "/run/a:/run/b", "ROTATION_DELIVERY_TOKEN": "rd-1"} {
+				if env[name] != want {
+					t.Errorf("command saw %s=%q, want %q", name, env[name], want)
+				}
 			}
 		})
 	}
+}
+
+// The agent's environment holds its secrets; a notify command (the application's reload
+// script) gets PATH, HOME and LANG from it and nothing else.
+func TestCommandDoesNotInheritTheAgentsSecrets(t *testing.T) {
+	secrets := map[string]string{
+		"VAULT_TOKEN":                                  "hvs.canary-vault-token",
+		"ROTATION_AGENT_VAULT_TOKEN":                   "hvs.canary-agent-token",
+		"ROTATION_AGENT_NATS_PASSWORD":                 "canary-nats-password",
+		"ROTATION_AGENT_VAULT_APP_ROLE_SECRET_ID_FILE": "/run/credentials/canary-secret-id",
+		"NATS_TOKEN":                                   "canary-nats-token",
+	}
+	for name, v := range secrets {
+		t.Setenv(name, v)
+	}
+	t.Setenv("PATH", "/usr/bin:/bin")
+	t.Setenv("HOME", "/var/lib/app")
+	t.Setenv("LANG", "C.UTF-8")
+	out := filepath.Join(t.TempDir(), "out")
+	c := Command{Path: os.Args[0], Args: []string{commandArg, out, "0"}}
+	if err := c.Notify(context.Background(), Notice{Credential: "kv-v2:secret/a", Token: "rd-1"}); err != nil {
+		t.Fatal(err)
+	}
+	var run commandRun
+	if err := json.Unmarshal([]byte(waitFile(t, out)), &run); err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range run.Env {
+		for name, v := range secrets {
+			if strings.Contains(kv, v) {
+				t.Errorf("the command's environment holds %s's value: %q", name, kv)
+			}
+		}
+	}
+	env := envMap(run.Env)
+	want := map[string]string{
+		"PATH": "/usr/bin:/bin", "HOME": "/var/lib/app", "LANG": "C.UTF-8",
+		"ROTATION_CREDENTIAL": "kv-v2:secret/a", "ROTATION_FILES": "", "ROTATION_DELIVERY_TOKEN": "rd-1",
+	}
+	for name := range env {
+		if _, ok := want[name]; !ok {
+			t.Errorf("the command's environment holds %s", name)
+		}
+	}
+	for name, v := range want {
+		if got, ok := env[name]; !ok || got != v {
+			t.Errorf("the command saw %s=%q (set %v), want %q", name, got, ok, v)
+		}
+	}
+}
+
+// envMap turns NAME=value entries into a map.
+func envMap(env []string) map[string]string {
+	m := map[string]string{}
+	for _, kv := range env {
+		name, v, _ := strings.Cut(kv, "=")
+		m[name] = v
+	}
+	return m
 }
 
 func TestHTTPHookAndHealth(t *testing.T) {

@@ -87,7 +87,9 @@ type Match struct {
 	Source string
 	// Window is the maintenance window of the binding that owns the credential, if any.
 	Window *schedule.Window
-	// Binding is the name of the binding that matched; empty for a credential named in the event.
+	// Binding is the name of the binding that matched (for a credential several bindings name,
+	// the one whose Entitlements these are); empty for a credential named in the event that no
+	// binding names.
 	Binding string
 	// Entitlements is the binding's approved access of the credential's identities.
 	Entitlements []events.ApprovedEntitlements

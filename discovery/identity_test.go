@@ -96,7 +96,7 @@ func TestResolveMergesInventoryAndDiscovery(t *testing.T) {
 	}
 	got := ix.Resolve(ch)
 	want := []Match{
-		{Credential: named, Source: "event", Reason: "named in the event; discovery also found it (binding discovery:token:token/accessors/acc-1)"},
+		{Credential: named, Source: "event", Binding: tokFound.Name, Reason: "named in the event; discovery also found it (binding discovery:token:token/accessors/acc-1)"},
 		{Credential: declared.Credential, Source: declared.Source, Binding: "web-cert",
 			Reason: "binding web-cert selects services=web; discovery also found it (binding discovery:pki:pki/cert/aa-bb)"},
 		{Credential: kvDeclared.Credential, Source: kvDeclared.Source, Binding: "db",

@@ -23,7 +23,7 @@ type Index struct {
 	need []uint8
 	// breakGlass lists the bindings every emergency change rotates.
 	breakGlass []int32
-	// windows maps a credential key to the window of the first binding naming it.
+	// windows maps a credential's identity to the window of the first binding naming it.
 	windows map[string]*schedule.Window
 }
 
@@ -34,8 +34,8 @@ func NewIndex(bindings []Binding) *Index {
 		if b.BreakGlass {
 			ix.breakGlass = append(ix.breakGlass, int32(i))
 		}
-		if _, seen := ix.windows[b.Credential.Key()]; !seen && !b.Window.IsZero() {
-			ix.windows[b.Credential.Key()] = b.Window
+		if id := identity(b.Credential); ix.windows[id] == nil && !b.Window.IsZero() {
+			ix.windows[id] = b.Window
 		}
 		for bit, key := range SelectorKeys {
 			vals := b.Selectors[key]
@@ -63,13 +63,13 @@ func (ix *Index) Len() int { return len(ix.bindings) }
 // Bindings returns the indexed bindings in order; the caller must not modify them.
 func (ix *Index) Bindings() []Binding { return ix.bindings }
 
-// WindowOf returns the maintenance window of the first binding naming the credential key,
-// or nil when none limits it.
-func (ix *Index) WindowOf(key string) *schedule.Window {
+// WindowOf returns the maintenance window of the first binding with a window that names the
+// credential (however it writes the reference, see identity), or nil when none limits it.
+func (ix *Index) WindowOf(ref events.CredentialRef) *schedule.Window {
 	if ix == nil {
 		return nil
 	}
-	return ix.windows[key]
+	return ix.windows[identity(ref)]
 }
 
 // Match returns the bindings whose every selector key accepts a target of the change, in
@@ -132,7 +132,9 @@ func (ix *Index) Match(t events.Targets) []Binding {
 // binding's policy decide and the reason it matched. Two references to one credential (see
 // identity) count once: the first wins (the event's, then the inventory's, as bindings are
 // ordered), and when a discovered binding finds a credential the event or the inventory
-// already gave, the reason says so.
+// already gave, the reason says so. The binding data of a dropped reference is not lost: the
+// kept one takes the first window, and the first binding name and approved entitlements, that
+// it lacks (see mergeDuplicate).
 func (ix *Index) Resolve(ch events.Change) []Match {
 	seen := map[string]int{}
 	var out []Match
@@ -140,7 +142,7 @@ func (ix *Index) Resolve(ch events.Change) []Match {
 		id := identity(m.Credential)
 		if i, dup := seen[id]; dup {
 			if b != nil {
-				out[i].Reason = alsoDiscovered(out[i], *b)
+				out[i] = mergeDuplicate(out[i], *b)
 			}
 			return
 		}
@@ -148,7 +150,7 @@ func (ix *Index) Resolve(ch events.Change) []Match {
 		out = append(out, m)
 	}
 	for _, ref := range ch.Credentials {
-		add(Match{Credential: ref, Reason: "named in the event", Source: "event", Window: ix.WindowOf(ref.Key())}, nil)
+		add(Match{Credential: ref, Reason: "named in the event", Source: "event", Window: ix.WindowOf(ref)}, nil)
 	}
 	if ix == nil {
 		return out
@@ -166,10 +168,33 @@ func (ix *Index) Resolve(ch events.Change) []Match {
 	if ch.Type == events.ChangeEmergency {
 		for _, i := range ix.breakGlass {
 			b := ix.bindings[i]
-			add(Match{Credential: applyPolicy(b, ch.Category), Reason: fmt.Sprintf("break-glass binding %s (emergency change)", b.Name), Source: b.Source, Window: b.Window}, &b)
+			add(Match{
+				Credential:   applyPolicy(b, ch.Category),
+				Reason:       fmt.Sprintf("break-glass binding %s (emergency change)", b.Name),
+				Source:       b.Source,
+				Binding:      b.Name,
+				Window:       b.Window,
+				Entitlements: b.ApprovedEntitlements,
+			}, &b)
 		}
 	}
 	return out
+}
+
+// mergeDuplicate returns the kept match m after binding b named the same credential again:
+// m takes b's window when it has none, and b's name and approved entitlements (together, so
+// that the entitlements keep the name of the binding that approved them) when m has no
+// binding, or has one without entitlements while b has some; its reason notes discovery (see
+// alsoDiscovered).
+func mergeDuplicate(m Match, b Binding) Match {
+	m.Reason = alsoDiscovered(m, b)
+	if m.Window.IsZero() && !b.Window.IsZero() {
+		m.Window = b.Window
+	}
+	if m.Binding == "" || len(m.Entitlements) == 0 && len(b.ApprovedEntitlements) > 0 {
+		m.Binding, m.Entitlements = b.Name, b.ApprovedEntitlements
+	}
+	return m
 }
 
 // alsoDiscovered returns m's reason, noting that the discovered binding b found the same

@@ -3,8 +3,10 @@ package discovery
 import (
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/schedule"
 )
 
 // bind returns a binding the way the inventory loader makes one: selector values lower-case.
@@ -201,7 +203,9 @@ func TestResolve(t *testing.T) {
 		Credentials: []events.CredentialRef{named, other},
 	}
 	want := []Match{
-		{Credential: named, Reason: "named in the event", Source: "event"},
+		// The event names payments/db, binding payments-db too: the event's reference with the
+		// binding's name.
+		{Credential: named, Reason: "named in the event", Source: "event", Binding: "payments-db"},
 		{Credential: other, Reason: "named in the event", Source: "event"},
 		{
 			Credential: events.CredentialRef{Kind: "pki", Mount: "pki-int", Path: "payments-edge"},
@@ -393,4 +397,90 @@ func cloneBinding(b Binding) Binding {
 		}
 	}
 	return c
+}
+
+// A reference Resolve drops as a duplicate of a kept one gives the kept one what it lacks: the
+// window, and the binding name with the approved entitlements.
+func TestResolveKeepsTheDroppedBindingsData(t *testing.T) {
+	window := &schedule.Window{Blackouts: []schedule.Period{{From: time.Date(2026, 12, 24, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 12, 27, 0, 0, 0, 0, time.UTC)}}}
+	other := &schedule.Window{Blackouts: []schedule.Period{{From: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2027, 1, 2, 0, 0, 0, 0, time.UTC)}}}
+	approved := []events.ApprovedEntitlements{{Identity: "payments-api", Policies: []string{"payments-read"}}}
+	alsoApproved := []events.ApprovedEntitlements{{Identity: "payments-api", Policies: []string{"admin"}}}
+	with := func(b Binding, w *schedule.Window, ents []events.ApprovedEntitlements) Binding {
+		b.Window, b.ApprovedEntitlements = w, ents
+		return b
+	}
+	tok := events.CredentialRef{Kind: "token", Mount: "token", Path: "acc-1", Action: events.ActionRevoke}
+	tokDelivered := tok
+	tokDelivered.Options = map[string]string{"deliver_to": "secret/apps/payments/token"}
+	sel := Selectors{KeyService: {"payments-api"}}
+	targets := events.Targets{Services: []string{"payments-api"}}
+	tests := []struct {
+		name     string
+		bindings []Binding
+		change   events.Change
+		want     Match
+	}{
+		{
+			name:     "event names the token without deliver_to, its binding has deliver_to",
+			bindings: []Binding{with(bind("payments-token", sel, tokDelivered, nil), window, approved)},
+			change:   events.Change{Targets: targets, Credentials: []events.CredentialRef{tok}},
+			want:     Match{Credential: tok, Reason: "named in the event", Source: "event", Binding: "payments-token", Window: window, Entitlements: approved},
+		},
+		{
+			name:     "event names the credential and no target matches: the window still applies",
+			bindings: []Binding{with(bind("payments-token", sel, tokDelivered, nil), window, approved)},
+			change:   events.Change{Credentials: []events.CredentialRef{tok}},
+			want:     Match{Credential: tok, Reason: "named in the event", Source: "event", Window: window},
+		},
+		{
+			name: "the first binding has neither window nor entitlements, the second both",
+			bindings: []Binding{
+				bind("by-host", Selectors{KeyHost: {"api-01"}}, kv("payments/db"), nil),
+				with(bind("by-service", sel, kv("payments/db"), nil), window, approved),
+			},
+			change: events.Change{Targets: events.Targets{Services: []string{"payments-api"}, Hosts: []string{"api-01"}}},
+			want: Match{Credential: kv("payments/db"), Reason: "binding by-host selects hosts=api-01", Source: "inventory:test.yaml:by-host",
+				Binding: "by-service", Window: window, Entitlements: approved},
+		},
+		{
+			name: "both bindings have a window and entitlements: the first one's",
+			bindings: []Binding{
+				with(bind("by-host", Selectors{KeyHost: {"api-01"}}, kv("payments/db"), nil), window, approved),
+				with(bind("by-service", sel, kv("payments/db"), nil), other, alsoApproved),
+			},
+			change: events.Change{Targets: events.Targets{Services: []string{"payments-api"}, Hosts: []string{"api-01"}}},
+			want: Match{Credential: kv("payments/db"), Reason: "binding by-host selects hosts=api-01", Source: "inventory:test.yaml:by-host",
+				Binding: "by-host", Window: window, Entitlements: approved},
+		},
+		{
+			name: "break-glass binding of an emergency change",
+			bindings: []Binding{func() Binding {
+				b := with(bind("break-glass-db", Selectors{KeyService: {"nobody"}}, kv("payments/db"), nil), window, approved)
+				b.BreakGlass = true
+				return b
+			}()},
+			change: events.Change{Type: events.ChangeEmergency},
+			want: Match{Credential: kv("payments/db"), Reason: "break-glass binding break-glass-db (emergency change)", Source: "inventory:test.yaml:break-glass-db",
+				Binding: "break-glass-db", Window: window, Entitlements: approved},
+		},
+		{
+			name: "break-glass binding of a credential the emergency change names",
+			bindings: []Binding{func() Binding {
+				b := with(bind("break-glass-token", Selectors{KeyService: {"nobody"}}, tokDelivered, nil), nil, approved)
+				b.BreakGlass = true
+				return b
+			}()},
+			change: events.Change{Type: events.ChangeEmergency, Credentials: []events.CredentialRef{tok}},
+			want:   Match{Credential: tok, Reason: "named in the event", Source: "event", Binding: "break-glass-token", Entitlements: approved},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := NewIndex(tt.bindings).Resolve(tt.change)
+			if len(got) != 1 || !reflect.DeepEqual(got[0], tt.want) {
+				t.Errorf("Resolve:\n got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
 }

@@ -63,12 +63,7 @@ func IsRetryable(err error) bool {
 	if errors.As(err, &re) {
 		return re.StatusCode == http.StatusTooManyRequests || re.StatusCode >= 500
 	}
-	// A certificate Vault's client does not trust will not become trusted by retrying.
-	var certErr *tls.CertificateVerificationError
-	var unknownCA x509.UnknownAuthorityError
-	var hostErr x509.HostnameError
-	var invalid x509.CertificateInvalidError
-	if errors.As(err, &certErr) || errors.As(err, &unknownCA) || errors.As(err, &hostErr) || errors.As(err, &invalid) {
+	if isCertificateError(err) {
 		return false
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
@@ -90,7 +85,8 @@ func IsRetryable(err error) bool {
 // IsUnavailable reports whether err means Vault itself cannot serve requests right now: it is
 // sealed, overloaded or rate limiting (429, 502, 503, 504), or it could not be reached. Such a
 // failure says nothing about the credential, so it is waited out rather than counted against
-// the rotation. Errors marked Permanent are never unavailable.
+// the rotation. Errors marked Permanent, and certificate errors (see isCertificateError), are
+// never unavailable.
 func IsUnavailable(err error) bool {
 	if err == nil {
 		return false
@@ -107,10 +103,26 @@ func IsUnavailable(err error) bool {
 		}
 		return false
 	}
+	if isCertificateError(err) {
+		return false
+	}
 	// The Vault client reports transport failures as *url.Error; database drivers never do.
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		return !errors.Is(err, context.Canceled)
 	}
 	return strings.Contains(err.Error(), "Vault is sealed")
+}
+
+// isCertificateError reports whether err is a TLS certificate verification failure: a server
+// certificate signed by a CA the client does not trust, issued for another host name, or
+// otherwise invalid (expired, not yet valid). Retrying cannot make the certificate trusted, so
+// it is permanent for IsRetryable and not an outage for IsUnavailable: Vault answers, only
+// with a certificate this agent is not configured to accept.
+func isCertificateError(err error) bool {
+	var certErr *tls.CertificateVerificationError
+	var unknownCA x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	return errors.As(err, &certErr) || errors.As(err, &unknownCA) || errors.As(err, &hostErr) || errors.As(err, &invalid)
 }

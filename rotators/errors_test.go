@@ -2,10 +2,15 @@ package rotators
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"syscall"
@@ -18,13 +23,39 @@ func vaultErr(status int) error {
 	return &vault.ResponseError{HTTPMethod: "GET", URL: "http://vault/v1/secret/data/x", StatusCode: status, Errors: []string{"boom"}}
 }
 
+// certErrors are TLS verification failures as the Vault client reports them: a request to a
+// real TLS server whose certificate the client does not trust, and each kind of verification
+// error inside the *url.Error the http client returns.
+func certErrors(t *testing.T) map[string]error {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake is expected
+	srv.StartTLS()
+	defer srv.Close()
+	resp, err := (&http.Client{}).Get(srv.URL)
+	if err == nil {
+		_ = resp.Body.Close()
+		t.Fatal("a client that does not trust the test server's CA got an answer")
+	}
+	wrap := func(inner error) error {
+		return fmt.Errorf("write secret: %w", &url.Error{Op: "Put", URL: "https://vault/v1/x", Err: &tls.CertificateVerificationError{Err: inner}})
+	}
+	return map[string]error{
+		"untrusted CA (real TLS server)": fmt.Errorf("read metadata: %w", err),
+		"unknown authority":              wrap(x509.UnknownAuthorityError{}),
+		"wrong host name":                wrap(x509.HostnameError{Host: "vault.example.com"}),
+		"expired certificate":            wrap(x509.CertificateInvalidError{Reason: x509.Expired}),
+	}
+}
+
 func TestIsRetryable(t *testing.T) {
 	opErr := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
-	tests := []struct {
+	type testCase struct {
 		name string
 		err  error
 		want bool
-	}{
+	}
+	tests := []testCase{
 		{"nil", nil, false},
 		{"plain error", errors.New("something odd"), false},
 		{"io.EOF", io.EOF, false},
@@ -62,6 +93,10 @@ func TestIsRetryable(t *testing.T) {
 		{"Join(Retryable, Permanent)", errors.Join(Retryable(errors.New("a")), Permanent(errors.New("b"))), false},
 		{"Join(Retryable, plain)", errors.Join(Retryable(errors.New("a")), errors.New("b")), true},
 	}
+	// A certificate the client does not accept will not be accepted on the next try.
+	for name, err := range certErrors(t) {
+		tests = append(tests, testCase{"certificate: " + name, err, false})
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := IsRetryable(tc.err); got != tc.want {
@@ -73,11 +108,12 @@ func TestIsRetryable(t *testing.T) {
 
 func TestIsUnavailable(t *testing.T) {
 	opErr := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
-	tests := []struct {
+	type testCase struct {
 		name string
 		err  error
 		want bool
-	}{
+	}
+	tests := []testCase{
 		{"nil", nil, false},
 		{"vault 429", vaultErr(429), true},
 		{"vault 502", vaultErr(502), true},
@@ -91,6 +127,10 @@ func TestIsUnavailable(t *testing.T) {
 		{"sealed text", errors.New("Error making API request. Code: 503. Vault is sealed"), true},
 		{"Permanent(vault 503)", Permanent(vaultErr(503)), false},
 		{"Retryable(vault 503)", Retryable(vaultErr(503)), true},
+	}
+	// Vault answered, with a certificate the agent does not accept: not an outage to wait out.
+	for name, err := range certErrors(t) {
+		tests = append(tests, testCase{"certificate: " + name, err, false})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

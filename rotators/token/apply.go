@@ -40,7 +40,7 @@ func (r *Rotator) Prepare(ctx context.Context, req rotators.Request, st *rotator
 			if err != nil {
 				return err
 			}
-			st.SetNote(noteHeldIn, strconv.Itoa(v))
+			// Apply reads the token to revoke from this version.
 			st.Before[fpVersion] = strconv.Itoa(v)
 		}
 		return nil
@@ -100,7 +100,9 @@ func (r *Rotator) Apply(ctx context.Context, req rotators.Request, st *rotators.
 	}
 	if !c.rotate {
 		if c.orphan {
-			return r.revokeOrphan(ctx, c, c.accessor, noteVersion(st.Note(noteHeldIn)))
+			// Journal entries of earlier releases also hold the version as note
+			// held_in_version, always with the same value: it is not read.
+			return r.revokeOrphan(ctx, c, c.accessor, noteVersion(st.Before[fpVersion]))
 		}
 		return r.revokeAccessor(ctx, c.accessor)
 	}

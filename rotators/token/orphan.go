@@ -78,16 +78,3 @@ func revokedWith(c config) (how, children string) {
 	}
 	return "revoke-accessor", "revoked"
 }
-
-// scrub classifies err like vaultcall.Classify, with the token replaced should Vault's answer
-// repeat it, so the value never reaches a log, an error or evidence.
-func scrub(what string, err error, token string) error {
-	if !strings.Contains(err.Error(), token) {
-		return vaultcall.Classify(what, err)
-	}
-	wrapped := fmt.Errorf("%s: %s", what, strings.ReplaceAll(err.Error(), token, "[token]"))
-	if rotators.IsRetryable(err) {
-		return rotators.Retryable(wrapped)
-	}
-	return rotators.Permanent(wrapped)
-}

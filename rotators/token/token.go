@@ -66,14 +66,14 @@ const (
 	noteNewVersion   = "new_version"
 	noteUnrecovered  = "unrecovered_token_at"
 	noteSearchDenied = "token_search"
-	// noteHeldIn is the deliver_to version that holds the token to revoke with revoke-orphan.
-	noteHeldIn = "held_in_version"
 )
 
 // Fingerprint keys.
 const (
-	fpAccessor   = "accessor"
-	fpState      = "state"
+	fpAccessor = "accessor"
+	fpState    = "state"
+	// fpVersion is the deliver_to version that holds the old token: the one a rotation
+	// started from, or the one a revoke with orphan_children=true reads the token from.
 	fpVersion    = "deliver_to_version"
 	fpSuperseded = "superseded_accessors"
 	fpChildren   = "children"

@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/internal/vaultfake"
 	"github.com/rotation-agent/rotation-agent/rotators"
+	"github.com/rotation-agent/rotation-agent/rotators/internal/vaultcall"
 )
 
 const (
@@ -242,23 +244,125 @@ func TestDeliveryConflictRevokesUndelivered(t *testing.T) {
 	}
 }
 
-// An error of a request that carried a token never repeats the token, and keeps its class.
+// An error of a request that carried a token never repeats the token, and keeps its class: a
+// Vault answer keeps its status (a 503 is still Vault unavailable), a transport failure stays
+// one. No error anywhere in the scrubbed error's chain holds the token.
 func TestScrubHidesTheToken(t *testing.T) {
 	for _, tc := range []struct {
-		name      string
-		status    int
-		retryable bool
-	}{{"refused", http.StatusBadRequest, false}, {"server error", http.StatusInternalServerError, true}} {
+		name                   string
+		status                 int
+		retryable, unavailable bool
+	}{
+		{"refused", http.StatusBadRequest, false, false},
+		{"server error", http.StatusInternalServerError, true, false},
+		{"vault unavailable", http.StatusServiceUnavailable, true, true},
+		{"rate limited", http.StatusTooManyRequests, true, true},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, client := vaultfake.NewRoutes(t, "agent-token")
 			f.On("PUT auth/token/revoke-orphan", vaultfake.Fail(tc.status, "cannot revoke "+oldToken))
 			_, err := client.Logical().Write("auth/token/revoke-orphan", map[string]any{"token": oldToken})
 			got := scrub("revoke", err, oldToken)
-			if strings.Contains(got.Error(), oldToken) || !strings.Contains(got.Error(), "[token]") {
+			if !strings.Contains(got.Error(), "[token]") || !strings.HasPrefix(got.Error(), "revoke: ") {
 				t.Errorf("scrubbed error = %q", got)
 			}
-			if rotators.IsRetryable(got) != tc.retryable {
-				t.Errorf("retryable = %v, want %v", rotators.IsRetryable(got), tc.retryable)
+			assertNoToken(t, got)
+			if rotators.IsRetryable(got) != tc.retryable || rotators.IsUnavailable(got) != tc.unavailable {
+				t.Errorf("retryable = %v, unavailable = %v; want %v, %v", rotators.IsRetryable(got), rotators.IsUnavailable(got), tc.retryable, tc.unavailable)
+			}
+			if s := vaultcall.Status(got); s != tc.status {
+				t.Errorf("status = %d, want %d", s, tc.status)
+			}
+		})
+	}
+	t.Run("transport failure", func(t *testing.T) {
+		err := &url.Error{Op: "Put", URL: "https://vault/v1/auth/token/revoke-orphan", Err: errors.New("connection reset after sending " + oldToken)}
+		got := scrub("revoke", err, oldToken)
+		assertNoToken(t, got)
+		if !rotators.IsRetryable(got) || !rotators.IsUnavailable(got) {
+			t.Errorf("retryable = %v, unavailable = %v; want both", rotators.IsRetryable(got), rotators.IsUnavailable(got))
+		}
+	})
+	t.Run("cancelled request", func(t *testing.T) {
+		err := &url.Error{Op: "Put", URL: "https://vault/v1/x", Err: fmt.Errorf("%w while sending %s", context.Canceled, oldToken)}
+		got := scrub("revoke", err, oldToken)
+		assertNoToken(t, got)
+		if !errors.Is(got, context.Canceled) || rotators.IsUnavailable(got) {
+			t.Errorf("cancelled: Is(Canceled) = %v, unavailable = %v", errors.Is(got, context.Canceled), rotators.IsUnavailable(got))
+		}
+	})
+}
+
+// assertNoToken fails when err or any error it wraps repeats oldToken.
+func assertNoToken(t *testing.T, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	if strings.Contains(err.Error(), oldToken) {
+		t.Errorf("%T repeats the token: %q", err, err)
+		return
+	}
+	// The chain is walked one level at a time on purpose: errors.As would look through it.
+	if u, ok := err.(interface{ Unwrap() error }); ok { //nolint:errorlint // each level is checked
+		assertNoToken(t, u.Unwrap())
+	}
+	if u, ok := err.(interface{ Unwrap() []error }); ok { //nolint:errorlint // each level is checked
+		for _, e := range u.Unwrap() {
+			assertNoToken(t, e)
+		}
+	}
+}
+
+// A revoke with orphan_children=true reads the token from the deliver_to version Prepare
+// recorded, even once deliver_to moved on; a journal entry of an earlier release (which also
+// kept the version as note held_in_version) resumes the same way.
+func TestOrphanRevokeReadsTheRecordedVersion(t *testing.T) {
+	ref := events.CredentialRef{Kind: Kind, Mount: "token", Path: "acc-old", Action: events.ActionRevoke,
+		Options: map[string]string{OptionOrphanChildren: "true", OptionDeliverTo: "secret/apps/ci"}}
+	held := map[int]map[string]any{1: {FieldToken: oldToken, FieldAccessor: "acc-old"}, 2: {FieldToken: newToken, FieldAccessor: "acc-new"}}
+	for _, tc := range []struct {
+		name  string
+		state func(t *testing.T, r *Rotator) *rotators.State
+	}{
+		{"state written by prepare", func(t *testing.T, r *Rotator) *rotators.State {
+			st := &rotators.State{}
+			if err := r.Prepare(context.Background(), request(ref, nil), st); err != nil {
+				t.Fatalf("prepare: %v", err)
+			}
+			if st.Before[fpVersion] != "1" || len(st.Data) != 0 {
+				t.Errorf("prepare recorded before %v, notes %v; want version 1 and no note", st.Before, st.Data)
+			}
+			return st
+		}},
+		{"journal entry of an earlier release", func(*testing.T, *Rotator) *rotators.State {
+			return &rotators.State{
+				Before: map[string]string{fpAccessor: "acc-old", fpState: "valid", fpVersion: "1"},
+				Data:   map[string]string{"held_in_version": "1"},
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, client := vaultfake.NewRoutes(t, "agent-token")
+			agentSelf(f)
+			f.On("PUT auth/token/lookup-accessor", vaultfake.OK(map[string]any{"accessor": "acc-old"}))
+			f.On("PUT auth/token/lookup", func(_ url.Values, b map[string]any) (int, any) {
+				return http.StatusOK, map[string]any{"data": map[string]any{"accessor": map[any]string{oldToken: "acc-old", newToken: "acc-new"}[b["token"]]}}
+			})
+			var revoked []any
+			f.On("PUT auth/token/revoke-orphan", func(_ url.Values, b map[string]any) (int, any) {
+				revoked = append(revoked, b["token"])
+				return http.StatusNoContent, nil
+			})
+			f.KVv2("secret", "apps/ci", 1, held)
+			r := New(client)
+			st := tc.state(t, r)
+			f.KVv2("secret", "apps/ci", 2, held) // someone wrote deliver_to since
+			if err := r.Apply(context.Background(), request(ref, nil), st); err != nil {
+				t.Fatalf("apply: %v", err)
+			}
+			if len(revoked) != 1 || revoked[0] != oldToken {
+				t.Errorf("revoke-orphan got %d requests (the old token: %v)", len(revoked), len(revoked) == 1 && revoked[0] == oldToken)
 			}
 		})
 	}

@@ -12,6 +12,9 @@ import (
 var agentBinary string
 
 func TestMain(m *testing.M) {
+	if len(os.Args) > 2 && os.Args[1] == commandArg {
+		os.Exit(runCommand(os.Args[2], os.Args[3:]))
+	}
 	if helper := os.Getenv(helperEnv); helper != "" {
 		os.Exit(runHelper(helper))
 	}

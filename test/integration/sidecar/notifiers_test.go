@@ -21,8 +21,13 @@ import (
 )
 
 // helperEnv makes the test binary play the application: "on-hup" is a process that reloads
-// its credential file on SIGHUP; "command" is a reload command the agent runs.
+// its credential file on SIGHUP.
 const helperEnv = "SIDECAR_TEST_HELPER"
+
+// commandArg, as the first argument, makes the test binary the reload command the agent runs
+// (the command does not inherit the agent's environment, so it cannot learn this from
+// helperEnv); the second argument names the file it records to.
+const commandArg = "sidecar-test-command"
 
 // runHelper is the test binary as the application; it returns the exit status.
 func runHelper(mode string) int {
@@ -46,20 +51,27 @@ func runHelper(mode string) int {
 			}
 		}
 		return 0
-	case "command":
-		// Check the file holds a password line, then record what the agent passed.
-		files := strings.Split(os.Getenv("ROTATION_FILES"), ":")
-		raw, err := os.ReadFile(files[0])
-		if err != nil || !strings.Contains(string(raw), "DB_PASSWORD=") {
-			return 3
-		}
-		line := strings.Join([]string{os.Getenv("ROTATION_CREDENTIAL"), os.Getenv("ROTATION_DELIVERY_TOKEN"), strings.Join(os.Args[1:], " ")}, "|")
-		if err := os.WriteFile(out, []byte(line), 0o600); err != nil {
-			return 4
-		}
-		return 0
 	}
 	return 1
+}
+
+// runCommand is the test binary as the reload command: it checks the file holds a password
+// line, then records what the agent passed (the notice and the arguments after out) in out
+// and its whole environment in out.env. It returns the exit status.
+func runCommand(out string, args []string) int {
+	files := strings.Split(os.Getenv("ROTATION_FILES"), ":")
+	raw, err := os.ReadFile(files[0])
+	if err != nil || !strings.Contains(string(raw), "DB_PASSWORD=") {
+		return 3
+	}
+	line := strings.Join([]string{os.Getenv("ROTATION_CREDENTIAL"), os.Getenv("ROTATION_DELIVERY_TOKEN"), strings.Join(args, " ")}, "|")
+	if err := os.WriteFile(out, []byte(line), 0o600); err != nil {
+		return 4
+	}
+	if err := os.WriteFile(out+".env", []byte(strings.Join(os.Environ(), "\n")), 0o600); err != nil {
+		return 5
+	}
+	return 0
 }
 
 // The agent reaches a real application process: a SIGHUP to the process in a pid file
@@ -102,10 +114,11 @@ func TestSidecarSignalAndCommandNotifiers(t *testing.T) {
 				cfg.Sidecar.NotifyPIDFile = out + ".pid"
 				cfg.Sidecar.Confirm = agent.ConfirmByHealth // a signal cannot confirm
 			case agent.NotifyCommand:
-				// The child inherits the helper variable; this process read it at start only.
-				t.Setenv(helperEnv, "command")
-				t.Setenv("SIDECAR_TEST_OUT", out)
-				cfg.Sidecar.NotifyCommand = []string{os.Args[0], "reload", "--graceful"}
+				cfg.Sidecar.NotifyCommand = []string{os.Args[0], commandArg, out, "reload", "--graceful"}
+				// The agent's secrets in its environment, the way an operator sets them.
+				t.Setenv("VAULT_TOKEN", token)
+				t.Setenv("ROTATION_AGENT_VAULT_TOKEN", token)
+				t.Setenv("ROTATION_AGENT_NATS_PASSWORD", "canary-sidecar-nats-password")
 				cfg.Sidecar.Confirm = agent.ConfirmByHook
 			}
 			harness.StartAgent(t, cfg)
@@ -125,9 +138,32 @@ func TestSidecarSignalAndCommandNotifiers(t *testing.T) {
 			if strings.TrimSpace(string(got)) != want {
 				t.Errorf("the application recorded %q, want %q", got, want)
 			}
+			if notify == agent.NotifyCommand {
+				assertCommandEnv(t, out+".env", token)
+			}
 			if !oldVersionDestroyed(t, v) {
 				t.Error("old version not retired after the confirmation")
 			}
 		})
+	}
+}
+
+// assertCommandEnv checks the reload command's recorded environment: the notice and PATH, HOME
+// and LANG at most, and neither the agent's Vault token nor any other agent setting.
+func assertCommandEnv(t *testing.T, path, token string) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("the reload command did not record its environment: %v", err)
+	}
+	allowed := map[string]bool{"PATH": true, "HOME": true, "LANG": true, "ROTATION_CREDENTIAL": true, "ROTATION_FILES": true, "ROTATION_DELIVERY_TOKEN": true}
+	for _, kv := range strings.Split(string(raw), "\n") {
+		name, _, _ := strings.Cut(kv, "=")
+		if !allowed[name] {
+			t.Errorf("the reload command's environment holds %s", name)
+		}
+		if strings.Contains(kv, token) || strings.Contains(kv, "canary-sidecar-nats-password") {
+			t.Errorf("the reload command's environment holds an agent secret in %s", name)
+		}
 	}
 }
