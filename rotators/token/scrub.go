@@ -9,8 +9,8 @@ import (
 
 	vault "github.com/hashicorp/vault/api"
 
+	"github.com/rotation-agent/rotation-agent/internal/vaultcall"
 	"github.com/rotation-agent/rotation-agent/rotators"
-	"github.com/rotation-agent/rotation-agent/rotators/internal/vaultcall"
 )
 
 // redacted stands for the token in a scrubbed error.
