@@ -175,18 +175,26 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return err
 	}
 	defer stopServices()
-	svc, err := startEvidenceService(nc, &evidenceService{js: js, stream: cfg.NATS.EvidenceStream, subjects: subjects,
-		journal: p.journal, log: log.WithField("component", "evidence-service"), clock: p.clock})
-	if err != nil {
-		return err
+	if !cfg.Sidecar.enabled() {
+		// The evidence service reads the central journal; a sidecar's would answer wrongly.
+		svc, err := startEvidenceService(nc, &evidenceService{js: js, stream: cfg.NATS.EvidenceStream, subjects: subjects,
+			journal: p.journal, log: log.WithField("component", "evidence-service"), clock: p.clock})
+		if err != nil {
+			return err
+		}
+		defer func() { _ = svc.Stop() }()
 	}
-	defer func() { _ = svc.Stop() }()
 
 	deadLetters, err := p.watchDeadLetters(nc, cfg.NATS.ChangeStream, cfg.NATS.Consumer)
 	if err != nil {
 		return fmt.Errorf("subscribe to max-deliveries advisories: %w", err)
 	}
 	defer func() { _ = deadLetters.Unsubscribe() }()
+	// The server learns of the subscriptions above before anyone is told the agent is ready,
+	// so a request sent then finds its responder.
+	if err := nc.Flush(); err != nil {
+		return fmt.Errorf("nats: send subscriptions: %w", err)
+	}
 
 	// Every background goroutine is owned by bgCtx, which ends when Run returns for any
 	// reason; Run then waits for them, so a stop is bounded and leaves nothing running.
