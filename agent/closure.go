@@ -15,7 +15,8 @@ import (
 )
 
 // closureAnswer decides whether a change may be closed from its evidence records (in stream
-// order) and its journal entries: yes only when there is a change record, every credential's
+// order) and its journal entries, each followed by those of the changes that ran its deferred
+// credentials (see followDeferred): yes only when there is a change record, every credential's
 // latest evidence says rotated or revoked with its old credential retired, nothing is still in
 // progress in the journal, no entitlement drift is open, and, for an emergency change, a
 // reviewer approved its post-change review. The review is the latest review step in the
@@ -33,7 +34,7 @@ func closureAnswer(changeID string, records []events.Record, entries []journalEn
 			review = ev.Review
 			continue
 		}
-		if ev.Trigger != events.TriggerSchedule {
+		if ev.ChangeID == changeID && !ev.IsRetirement() {
 			change = &records[i].Data
 		}
 		for _, c := range ev.Credentials {
@@ -59,6 +60,13 @@ func closureAnswer(changeID string, records []events.Record, entries []journalEn
 	for _, id := range order {
 		c := latest[id]
 		switch {
+		case c.Outcome == events.OutcomeDeferred:
+			until := ""
+			if c.DeferredUntil != nil {
+				until = " until " + c.DeferredUntil.UTC().Format(time.RFC3339)
+			}
+			ans.Reasons = append(ans.Reasons, fmt.Sprintf("credential %s is deferred to its maintenance window%s: the change that runs it then (deferred:%s:...) has not reconciled it yet",
+				id, until, changeID))
 		case c.Outcome != events.OutcomeRotated && c.Outcome != events.OutcomeRevoked:
 			ans.Reasons = append(ans.Reasons, fmt.Sprintf("credential %s is not reconciled: %s: %s", id, c.Outcome, c.Error))
 		case c.OldCredential == "retire_pending":

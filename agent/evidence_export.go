@@ -69,7 +69,7 @@ func EvidenceGaps(ctx context.Context, js jetstream.JetStream, cfg NATSConfig, s
 	recorded := map[string]bool{}
 	for _, m := range evidenceMsgs {
 		var rec events.Record
-		if json.Unmarshal(m.Data, &rec) == nil && rec.Data.Trigger != events.TriggerSchedule && !rec.Data.IsReviewStep() {
+		if json.Unmarshal(m.Data, &rec) == nil && !rec.Data.IsRetirement() && !rec.Data.IsReviewStep() {
 			recorded[rec.Data.ChangeID] = true
 		}
 	}
