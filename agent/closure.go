@@ -2,14 +2,10 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rotation-agent/rotation-agent/events"
 )
@@ -114,25 +110,6 @@ func capabilityDrift(e events.EntitlementEvidence) string {
 
 // changeEntries lists the journal entries of a change.
 func (j *journal) changeEntries(ctx context.Context, changeID string) ([]journalEntry, error) {
-	lister, err := j.kv.ListKeysFiltered(ctx, "cred."+hashToken(changeID)+".>")
-	if err != nil {
-		return nil, fmt.Errorf("list journal: %w", err)
-	}
-	defer func() { _ = lister.Stop() }()
-	var out []journalEntry
-	for key := range lister.Keys() {
-		kve, err := j.kv.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
-		}
-		if err != nil {
-			return out, fmt.Errorf("read journal: %w", err)
-		}
-		var e journalEntry
-		if err := json.Unmarshal(kve.Value(), &e); err != nil {
-			return out, fmt.Errorf("decode journal entry %s: %w", key, err)
-		}
-		out = append(out, e)
-	}
-	return out, nil
+	entries, _, _, err := listRecords[journalEntry](ctx, j.kv, "cred."+hashToken(changeID)+".>")
+	return entries, err
 }
