@@ -2,20 +2,17 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/rotation-agent/rotation-agent/events"
 )
 
 // closureAnswer decides whether a change may be closed from its evidence records (in stream
-// order) and its journal entries: yes only when there is a change record, every credential's
+// order) and its journal entries, each followed by those of the changes that ran its deferred
+// credentials (see followDeferred): yes only when there is a change record, every credential's
 // latest evidence says rotated or revoked with its old credential retired, nothing is still in
 // progress in the journal, no entitlement drift is open, and, for an emergency change, a
 // reviewer approved its post-change review. The review is the latest review step in the
@@ -33,7 +30,7 @@ func closureAnswer(changeID string, records []events.Record, entries []journalEn
 			review = ev.Review
 			continue
 		}
-		if ev.Trigger != events.TriggerSchedule {
+		if ev.ChangeID == changeID && !ev.IsRetirement() {
 			change = &records[i].Data
 		}
 		for _, c := range ev.Credentials {
@@ -59,6 +56,13 @@ func closureAnswer(changeID string, records []events.Record, entries []journalEn
 	for _, id := range order {
 		c := latest[id]
 		switch {
+		case c.Outcome == events.OutcomeDeferred:
+			until := ""
+			if c.DeferredUntil != nil {
+				until = " until " + c.DeferredUntil.UTC().Format(time.RFC3339)
+			}
+			ans.Reasons = append(ans.Reasons, fmt.Sprintf("credential %s is deferred to its maintenance window%s: the change that runs it then (deferred:%s:...) has not reconciled it yet",
+				id, until, changeID))
 		case c.Outcome != events.OutcomeRotated && c.Outcome != events.OutcomeRevoked:
 			ans.Reasons = append(ans.Reasons, fmt.Sprintf("credential %s is not reconciled: %s: %s", id, c.Outcome, c.Error))
 		case c.OldCredential == "retire_pending":
@@ -106,25 +110,6 @@ func capabilityDrift(e events.EntitlementEvidence) string {
 
 // changeEntries lists the journal entries of a change.
 func (j *journal) changeEntries(ctx context.Context, changeID string) ([]journalEntry, error) {
-	lister, err := j.kv.ListKeysFiltered(ctx, "cred."+hashToken(changeID)+".>")
-	if err != nil {
-		return nil, fmt.Errorf("list journal: %w", err)
-	}
-	defer func() { _ = lister.Stop() }()
-	var out []journalEntry
-	for key := range lister.Keys() {
-		kve, err := j.kv.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
-		}
-		if err != nil {
-			return out, fmt.Errorf("read journal: %w", err)
-		}
-		var e journalEntry
-		if err := json.Unmarshal(kve.Value(), &e); err != nil {
-			return out, fmt.Errorf("decode journal entry %s: %w", key, err)
-		}
-		out = append(out, e)
-	}
-	return out, nil
+	entries, _, _, err := listRecords[journalEntry](ctx, j.kv, "cred."+hashToken(changeID)+".>")
+	return entries, err
 }

@@ -12,9 +12,25 @@ import (
 )
 
 func record(trigger events.Trigger, creds []events.CredentialEvidence, ents []events.EntitlementEvidence) events.Record {
-	ev := events.Evidence{ChangeID: "CHG1", Trigger: trigger, Credentials: creds, Entitlements: ents}
+	ev := events.Evidence{ChangeID: "CHG1", EventID: "e", Trigger: trigger, Credentials: creds, Entitlements: ents}
 	ev.Status = events.WithEntitlements(events.OverallStatus(creds), ents)
 	return events.Record{ID: "evidence:CHG1:e", Data: ev}
+}
+
+// retirement is the retirement record of CHG1 for its one credential.
+func retirement(c events.CredentialEvidence) events.Record {
+	rec := record(events.TriggerSchedule, []events.CredentialEvidence{c}, nil)
+	rec.Data.EventID = events.RetirementEventID("e", hashToken(c.Credential))
+	rec.ID = "evidence:CHG1:" + rec.Data.EventID
+	return rec
+}
+
+// agentWork is the change record of a change the agent created itself (schedule:, deferred:),
+// which carries trigger schedule like a retirement record.
+func agentWork(changeID string, creds ...events.CredentialEvidence) events.Record {
+	rec := record(events.TriggerSchedule, creds, nil)
+	rec.Data.ChangeID, rec.Data.EventID, rec.ID = changeID, changeID, "evidence:"+changeID+":"+changeID
+	return rec
 }
 
 func TestClosureAnswer(t *testing.T) {
@@ -30,6 +46,15 @@ func TestClosureAnswer(t *testing.T) {
 	unchecked := events.EntitlementEvidence{Identity: "entity:x", Status: events.EntitlementError, Error: "entity does not exist"}
 	inProgress := journalEntry{Ref: events.CredentialRef{Kind: "kv-v2", Mount: "secret", Path: "c"}}
 	inProgress.State.Done = "apply"
+	until := now.Add(22 * time.Hour)
+	deferredRef := events.CredentialRef{Kind: "kv-v2", Mount: "secret", Path: "d"}
+	deferred := events.CredentialEvidence{Credential: deferredRef.ID(), Outcome: events.OutcomeDeferred, DeferredUntil: &until}
+	deferredEntry := journalEntry{ChangeID: "CHG1", Credential: deferredRef.Key(), Ref: deferredRef, Final: true, Evidence: &deferred}
+	deferredID := deferredChangeID("CHG1", deferredRef.Key())
+	deferredDone := events.CredentialEvidence{Credential: deferredRef.ID(), Outcome: events.OutcomeRotated, OldCredential: "retired"}
+	deferredFailed := events.CredentialEvidence{Credential: deferredRef.ID(), Outcome: events.OutcomeFailed, Error: "permission denied"}
+	deferredRunning := journalEntry{ChangeID: deferredID, Credential: deferredRef.Key(), Ref: deferredRef}
+	deferredRunning.State.Done = "apply"
 
 	tests := []struct {
 		name    string
@@ -45,10 +70,26 @@ func TestClosureAnswer(t *testing.T) {
 			[]string{"old credential of kv-v2:secret/a still works: it is due to be retired at 2026-03-01T01:00:00Z"}},
 		{"retired later", []events.Record{
 			record(events.TriggerEvent, []events.CredentialEvidence{pending}, nil),
-			record(events.TriggerSchedule, []events.CredentialEvidence{rotated}, nil),
+			retirement(rotated),
 		}, nil, nil},
-		{"only a retirement record", []events.Record{record(events.TriggerSchedule, []events.CredentialEvidence{rotated}, nil)}, nil,
+		{"only a retirement record", []events.Record{retirement(rotated)}, nil,
 			[]string{"no evidence record"}},
+		{"scheduled rotation", []events.Record{agentWork("CHG1", rotated)}, nil, nil},
+		{"scheduled rotation retired later", []events.Record{agentWork("CHG1", pending), retirement(rotated)}, nil, nil},
+		{"deferred, window not open yet", []events.Record{record(events.TriggerEvent, []events.CredentialEvidence{rotated, deferred}, nil)},
+			[]journalEntry{deferredEntry},
+			[]string{"kv-v2:secret/d is deferred to its maintenance window until 2026-03-01T22:00:00Z: the change that runs it then (deferred:CHG1:...) has not reconciled it yet"}},
+		{"deferred, then rotated", []events.Record{
+			record(events.TriggerEvent, []events.CredentialEvidence{rotated, deferred}, nil),
+			agentWork(deferredID, deferredDone),
+		}, []journalEntry{deferredEntry}, nil},
+		{"deferred, then failed", []events.Record{
+			record(events.TriggerEvent, []events.CredentialEvidence{rotated, deferred}, nil),
+			agentWork(deferredID, deferredFailed),
+		}, []journalEntry{deferredEntry}, []string{"kv-v2:secret/d is not reconciled: failed: permission denied"}},
+		{"deferred, running now", []events.Record{record(events.TriggerEvent, []events.CredentialEvidence{rotated, deferred}, nil)},
+			[]journalEntry{deferredEntry, deferredRunning},
+			[]string{"kv-v2:secret/d is deferred", "kv-v2:secret/d is still being reconciled (journal step \"apply\")"}},
 		{"failed credential", []events.Record{record(events.TriggerEvent, []events.CredentialEvidence{rotated, failed}, nil)}, nil,
 			[]string{"kv-v2:secret/b is not reconciled: failed: verify: permission denied"}},
 		{"drift", []events.Record{record(events.TriggerEvent, []events.CredentialEvidence{rotated}, []events.EntitlementEvidence{drift})}, nil,
@@ -56,7 +97,7 @@ func TestClosureAnswer(t *testing.T) {
 		{"remediated", []events.Record{record(events.TriggerEvent, []events.CredentialEvidence{rotated}, []events.EntitlementEvidence{remediated})}, nil, nil},
 		{"unchecked identity", []events.Record{record(events.TriggerEvent, nil, []events.EntitlementEvidence{unchecked})}, nil,
 			[]string{"entitlements of entity:x could not be checked: entity does not exist"}},
-		{"rejected", []events.Record{{Data: events.Evidence{Trigger: events.TriggerEvent, Status: events.StatusRejected}}}, nil,
+		{"rejected", []events.Record{{Data: events.Evidence{ChangeID: "CHG1", Trigger: events.TriggerEvent, Status: events.StatusRejected}}}, nil,
 			[]string{"refused to act"}},
 	}
 	for _, tc := range tests {

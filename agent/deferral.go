@@ -88,33 +88,6 @@ func (j *journal) scheduleDeferred(ctx context.Context, e journalEntry) error {
 	return nil
 }
 
-// listRecords decodes every record of the journal bucket whose key matches filter.
-func listRecords[T any](ctx context.Context, kv jetstream.KeyValue, filter string) ([]T, []uint64, []string, error) {
-	lister, err := kv.ListKeysFiltered(ctx, filter)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("list %s: %w", filter, err)
-	}
-	defer func() { _ = lister.Stop() }()
-	var out []T
-	var revs []uint64
-	var keys []string
-	for key := range lister.Keys() {
-		kve, err := kv.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
-		}
-		if err != nil {
-			return out, revs, keys, fmt.Errorf("read journal: %w", err)
-		}
-		var rec T
-		if err := json.Unmarshal(kve.Value(), &rec); err != nil {
-			return out, revs, keys, fmt.Errorf("decode %s: %w", key, err)
-		}
-		out, revs, keys = append(out, rec), append(revs, kve.Revision()), append(keys, key)
-	}
-	return out, revs, keys, nil
-}
-
 // runDeferred publishes the change that runs each deferred credential whose time has come,
 // then drops its index. The change id is derived from the deferral, so replicas racing here
 // publish one change.

@@ -7,24 +7,10 @@ import (
 	"io"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/sirupsen/logrus"
 
 	"github.com/rotation-agent/rotation-agent/events"
 )
-
-// ConnectNATS connects to the NATS the configuration names (the embedded server's listen
-// address when embedded), for the evidence commands.
-func ConnectNATS(cfg Config) (*nats.Conn, error) {
-	urls := cfg.NATS.URL
-	if cfg.NATS.Embedded {
-		urls = []string{"nats://" + cfg.NATS.EmbeddedListen}
-	}
-	log := logrus.New()
-	log.SetOutput(io.Discard)
-	return connectNATS(cfg.NATS, urls, "rotation-agent evidence "+cfg.AgentID, cfg.StartupTimeout, log)
-}
 
 // ExportEvidence writes the evidence records stored since since (all when zero) to w as JSON
 // Lines, each byte for byte as published, and returns how many it wrote.
@@ -69,7 +55,7 @@ func EvidenceGaps(ctx context.Context, js jetstream.JetStream, cfg NATSConfig, s
 	recorded := map[string]bool{}
 	for _, m := range evidenceMsgs {
 		var rec events.Record
-		if json.Unmarshal(m.Data, &rec) == nil && rec.Data.Trigger != events.TriggerSchedule && !rec.Data.IsReviewStep() {
+		if json.Unmarshal(m.Data, &rec) == nil && !rec.Data.IsRetirement() && !rec.Data.IsReviewStep() {
 			recorded[rec.Data.ChangeID] = true
 		}
 	}

@@ -99,6 +99,9 @@ func (s *evidenceService) check(ctx context.Context, changeID string) (events.Cl
 	if err != nil {
 		return events.ClosureAnswer{}, fmt.Errorf("reading the journal failed: %w", err)
 	}
+	if records, entries, err = s.followDeferred(ctx, records, entries); err != nil {
+		return events.ClosureAnswer{}, err
+	}
 	var stored *events.Review
 	if awaitsReviewStep(records) {
 		if stored, err = s.journal.storedReview(ctx, changeID); err != nil {
@@ -110,6 +113,30 @@ func (s *evidenceService) check(ctx context.Context, changeID string) (events.Cl
 		now = s.clock.Now()
 	}
 	return closureAnswer(changeID, records, entries, stored, now), nil
+}
+
+// followDeferred appends to a change's records and journal entries those of the changes that
+// run its deferred credentials (deferred:<change_id>:<hash>, published when the maintenance
+// window opens), so the latest evidence of a deferred credential is where it went then. A
+// credential deferred again by such a change is followed too.
+func (s *evidenceService) followDeferred(ctx context.Context, records []events.Record, entries []journalEntry) ([]events.Record, []journalEntry, error) {
+	for i := 0; i < len(entries); i++ {
+		e := entries[i]
+		if e.Evidence == nil || e.Evidence.Outcome != events.OutcomeDeferred {
+			continue
+		}
+		id := deferredChangeID(e.ChangeID, e.Credential)
+		more, err := ChangeRecords(ctx, s.js, s.stream, s.subjects, id)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading the evidence stream failed: %w", err)
+		}
+		moreEntries, err := s.journal.changeEntries(ctx, id)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading the journal failed: %w", err)
+		}
+		records, entries = append(records, more...), append(entries, moreEntries...)
+	}
+	return records, entries, nil
 }
 
 func (s *evidenceService) respond(r micro.Request, v any) {

@@ -155,29 +155,41 @@ func (j *journal) scheduleRetire(ctx context.Context, e journalEntry) error {
 
 // dueRetirements lists the indexed retirements due at now.
 func (j *journal) dueRetirements(ctx context.Context, now time.Time) ([]retireIndex, error) {
-	lister, err := j.kv.ListKeysFiltered(ctx, "retire.>")
-	if err != nil {
-		return nil, fmt.Errorf("list retirements: %w", err)
-	}
-	defer func() { _ = lister.Stop() }()
+	all, _, _, err := listRecords[retireIndex](ctx, j.kv, "retire.>")
 	var due []retireIndex
-	for key := range lister.Keys() {
-		kve, err := j.kv.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
-		}
-		if err != nil {
-			return due, fmt.Errorf("read journal: %w", err)
-		}
-		var idx retireIndex
-		if err := json.Unmarshal(kve.Value(), &idx); err != nil {
-			return due, fmt.Errorf("decode %s: %w", key, err)
-		}
+	for _, idx := range all {
 		if !idx.RetireAt.After(now) {
 			due = append(due, idx)
 		}
 	}
-	return due, nil
+	return due, err
+}
+
+// listRecords decodes every record of the journal bucket whose key matches filter.
+func listRecords[T any](ctx context.Context, kv jetstream.KeyValue, filter string) ([]T, []uint64, []string, error) {
+	lister, err := kv.ListKeysFiltered(ctx, filter)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("list %s: %w", filter, err)
+	}
+	defer func() { _ = lister.Stop() }()
+	var out []T
+	var revs []uint64
+	var keys []string
+	for key := range lister.Keys() {
+		kve, err := kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return out, revs, keys, fmt.Errorf("read journal: %w", err)
+		}
+		var rec T
+		if err := json.Unmarshal(kve.Value(), &rec); err != nil {
+			return out, revs, keys, fmt.Errorf("decode %s: %w", key, err)
+		}
+		out, revs, keys = append(out, rec), append(revs, kve.Revision()), append(keys, key)
+	}
+	return out, revs, keys, nil
 }
 
 // retired removes a retirement from the index.

@@ -2,39 +2,22 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // notFinal counts the journal records of credentials that are still in progress or wait to
 // retire their old value.
 func (j *journal) notFinal(ctx context.Context) (int, error) {
-	lister, err := j.kv.ListKeysFiltered(ctx, "cred.>")
-	if errors.Is(err, jetstream.ErrNoKeysFound) {
-		return 0, nil
-	}
+	entries, _, _, err := listRecords[struct {
+		Final bool `json:"final"`
+	}](ctx, j.kv, "cred.>")
 	if err != nil {
-		return 0, fmt.Errorf("list journal records: %w", err)
+		return 0, err
 	}
-	defer func() { _ = lister.Stop() }()
 	n := 0
-	for key := range lister.Keys() {
-		kve, err := j.kv.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
-		}
-		if err != nil {
-			return 0, fmt.Errorf("read journal: %w", err)
-		}
-		var e struct {
-			Final bool `json:"final"`
-		}
-		if err := json.Unmarshal(kve.Value(), &e); err != nil || !e.Final {
-			n++ // an unreadable record is not final either
+	for _, e := range entries {
+		if !e.Final {
+			n++
 		}
 	}
 	return n, nil

@@ -44,7 +44,7 @@ func NewMetrics() *Metrics {
 		registry: prometheus.NewRegistry(),
 		rotations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "rotations_total",
-			Help: "Credentials worked on, by kind and outcome (rotated, revoked, failed, needs_reconcile, retry).",
+			Help: "Credentials worked on, by kind and outcome (rotated, revoked, failed, needs_reconcile, deferred, retry).",
 		}, []string{"kind", "outcome"}),
 		rotationDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: metricsNamespace, Name: "rotation_duration_seconds",
@@ -123,7 +123,8 @@ func (m *Metrics) credential(reg *rotators.Registry, kind string, ce events.Cred
 	}
 	outcome := string(ce.Outcome)
 	m.rotations.WithLabelValues(kind, outcome).Inc()
-	if !ce.StartedAt.IsZero() && !ce.FinishedAt.IsZero() {
+	// A deferred credential has not reached its final outcome: no duration.
+	if ce.Outcome != events.OutcomeDeferred && !ce.StartedAt.IsZero() && !ce.FinishedAt.IsZero() {
 		m.rotationDuration.WithLabelValues(kind, outcome).Observe(ce.FinishedAt.Sub(ce.StartedAt).Seconds())
 	}
 }

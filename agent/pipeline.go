@@ -163,6 +163,7 @@ func (p *pipeline) reconcile(ctx context.Context, ev *events.ChangeEvent, log lo
 		var ce events.CredentialEvidence
 		if err := p.catalog.authorise(ref); err != nil {
 			ce = p.refused(ref, err, clog)
+			p.metrics.credential(p.registry, ref.Kind, ce, nil)
 		} else if ce, err = p.credential(ctx, ev, ref, m.Window, clog, final); err != nil {
 			return events.Envelope[events.Evidence]{}, err
 		}
@@ -248,7 +249,9 @@ func (p *pipeline) credentialLocked(ctx context.Context, ev *events.ChangeEvent,
 	}
 	if rev == 0 {
 		if until, wait := p.deferral(ev.Data, window); wait {
-			return p.deferCredential(ctx, ev, ref, until, log)
+			ce, err := p.deferCredential(ctx, ev, ref, until, log)
+			p.metrics.credential(p.registry, ref.Kind, ce, err)
+			return ce, err
 		}
 		entry = journalEntry{ChangeID: ev.Data.ID, EventID: ev.ID, ChangeType: ev.Data.Type, Credential: ref.Key(), Ref: ref}
 	}

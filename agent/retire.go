@@ -67,7 +67,7 @@ func (p *pipeline) sweepRetirements(ctx context.Context) {
 		// The entry is final: publish its evidence. The index stays until that succeeds, so a
 		// failed publish is retried by the next sweep (de-duplicated by its id).
 		ce := *entry.Evidence
-		env := p.evidenceEnvelope(entry.ChangeID, entry.EventID+":retire:"+hashToken(entry.Credential), entry.ChangeType,
+		env := p.evidenceEnvelope(entry.ChangeID, events.RetirementEventID(entry.EventID, hashToken(entry.Credential)), entry.ChangeType,
 			events.TriggerSchedule, ce.StartedAt, []events.CredentialEvidence{ce})
 		if _, err := p.publishEvidence(ctx, env); err != nil {
 			log.WithError(err).Warn("publish retirement evidence failed; will retry")

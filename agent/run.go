@@ -33,6 +33,13 @@ type Options struct {
 	// Ready, when set, is called once the agent consumes events, with the NATS URL it uses
 	// (useful with an embedded server).
 	Ready func(natsURL string)
+	// Up, when set, is called once the agent is up (logged in to Vault, connected to NATS, its
+	// request services subscribed, /healthz served), just before it waits for the first refresh
+	// of every discovery source, with the sources it still waits for (none when it is about to
+	// consume). Ready follows once it consumes events. main tells systemd it started here, so a
+	// discovery source that keeps failing leaves the agent running and not ready rather than
+	// failing its start.
+	Up func(waitingFor []string)
 	// Reload, when set, asks for the inventory to be read again (main sends SIGHUP here).
 	Reload <-chan struct{}
 	// Listening, when set, is called with the address the HTTP server for /metrics, /healthz
@@ -175,18 +182,26 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return err
 	}
 	defer stopServices()
-	svc, err := startEvidenceService(nc, &evidenceService{js: js, stream: cfg.NATS.EvidenceStream, subjects: subjects,
-		journal: p.journal, log: log.WithField("component", "evidence-service"), clock: p.clock})
-	if err != nil {
-		return err
+	if !cfg.Sidecar.enabled() {
+		// The evidence service reads the central journal; a sidecar's would answer wrongly.
+		svc, err := startEvidenceService(nc, &evidenceService{js: js, stream: cfg.NATS.EvidenceStream, subjects: subjects,
+			journal: p.journal, log: log.WithField("component", "evidence-service"), clock: p.clock})
+		if err != nil {
+			return err
+		}
+		defer func() { _ = svc.Stop() }()
 	}
-	defer func() { _ = svc.Stop() }()
 
 	deadLetters, err := p.watchDeadLetters(nc, cfg.NATS.ChangeStream, cfg.NATS.Consumer)
 	if err != nil {
 		return fmt.Errorf("subscribe to max-deliveries advisories: %w", err)
 	}
 	defer func() { _ = deadLetters.Unsubscribe() }()
+	// The server learns of the subscriptions above before anyone is told the agent is ready,
+	// so a request sent then finds its responder.
+	if err := nc.Flush(); err != nil {
+		return fmt.Errorf("nats: send subscriptions: %w", err)
+	}
 
 	// Every background goroutine is owned by bgCtx, which ends when Run returns for any
 	// reason; Run then waits for them, so a stop is bounded and leaves nothing running.
@@ -233,6 +248,13 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		sched.run(bgCtx)
 	}()
 
+	if opts.Up != nil {
+		var pending []string
+		if discovering != nil {
+			pending = discovering.Pending()
+		}
+		opts.Up(pending)
+	}
 	if waitForDiscovery(ctx, discovering, ops, log.WithField("component", "discovery")) {
 		started := log.WithFields(logrus.Fields{"subject": subjects.ChangeCompleted(), "consumer": cfg.NATS.Consumer, "kinds": registry.Kinds()})
 		if ops != nil {

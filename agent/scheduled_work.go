@@ -10,7 +10,14 @@ import (
 // startScheduledWork sets up the post-change reviews, the scheduler and the request/reply
 // services (manual rotation, review attestations and listing). The returned function
 // unsubscribes the services.
+//
+// A sidecar gets a scheduler that only queues its own deferred credentials: the request/reply
+// services, post-change reviews, binding schedules and the drift check are the central
+// agent's, and a sidecar joining them would answer requests from its own journal.
 func startScheduledWork(nc *nats.Conn, p *pipeline, cfg Config, opts Options, kv jetstream.KeyValue) (*scheduler, func(), error) {
+	if cfg.Sidecar.enabled() {
+		return &scheduler{p: p, cfg: cfg.Schedule, deferredOnly: true}, func() {}, nil
+	}
 	authz, err := loadRotateAuthz(cfg.Manual.AuthFile)
 	if err != nil {
 		return nil, nil, err

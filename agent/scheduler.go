@@ -57,6 +57,9 @@ type scheduler struct {
 	cfg     ScheduleConfig
 	drift   DriftChecker
 	plan    schedule.Plan
+	// deferredOnly limits the scheduler to deferred credentials (sidecar mode); reviews,
+	// binding schedules and the drift check are the central agent's.
+	deferredOnly bool
 }
 
 // run looks for due work every interval, give or take a tenth of it at random so replicas
@@ -74,6 +77,10 @@ func (s *scheduler) run(ctx context.Context) {
 }
 
 func (s *scheduler) tick(ctx context.Context) {
+	if s.deferredOnly {
+		s.p.runDeferred(ctx)
+		return
+	}
 	s.rotateDue(ctx)
 	s.p.runDeferred(ctx)
 	s.reviews.sweep(ctx)

@@ -53,7 +53,7 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer, reload
 			return fail(stderr, exitUsage, err)
 		}
 		notify := systemdNotifier{stderr: stderr}
-		opts := agent.Options{LogOutput: stderr, Reload: reload, Ready: notify.ready, Stopping: notify.stopping}
+		opts := agent.Options{LogOutput: stderr, Reload: reload, Up: notify.up, Ready: notify.ready, Stopping: notify.stopping}
 		if err := agent.Run(ctx, cfg, opts); err != nil {
 			return fail(stderr, exitFailed, err)
 		}

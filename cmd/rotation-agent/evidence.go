@@ -68,7 +68,7 @@ func runEvidenceBus(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return fail(stderr, exitUsage, err)
 	}
-	nc, err := agent.ConnectNATS(cfg)
+	nc, err := agent.DialNATS(cfg, "rotation-agent evidence "+cfg.AgentID)
 	if err != nil {
 		return fail(stderr, exitFailed, err)
 	}

@@ -1,12 +1,17 @@
 package ops
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/rotators/leases"
 	"github.com/rotation-agent/rotation-agent/test/harness"
 )
 
@@ -19,8 +24,23 @@ func TestMetricsCountRealWork(t *testing.T) {
 	bus := harness.WatchBus(t, n)
 	const oldPassword = "canary-metrics-old-7d1e"
 	v.PutKV(t, "ops/app", map[string]any{"password": oldPassword})
+	v.PutKV(t, "ops/blackout", map[string]any{"password": "canary-metrics-blackout-2c4a"})
 	cfg := harness.AgentConfig(t, v, v.AgentToken(t), n)
 	cfg.RetireInterval = time.Second
+	// A binding in a blackout: a change matching it is deferred.
+	now := time.Now().UTC()
+	inventory := filepath.Join(t.TempDir(), "inventory.yaml")
+	if err := os.WriteFile(inventory, []byte(fmt.Sprintf(`version: 1
+bindings:
+  - name: ops-blackout
+    select: {services: [ops-blackout]}
+    credential: {kind: kv-v2, mount: secret, path: ops/blackout}
+    blackouts:
+      - {from: %q, to: %q}
+`, now.Add(-time.Hour).Format(time.RFC3339), now.Add(48*time.Hour).Format(time.RFC3339))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.InventoryFile = inventory
 	ra := harness.StartAgent(t, cfg)
 	metricsURL := "http://" + ra.MetricsAddr + "/metrics"
 
@@ -40,6 +60,18 @@ func TestMetricsCountRealWork(t *testing.T) {
 	}
 	bus.Publish(t, []byte("{not json"), "")
 	bus.WaitRejections(t, 1, 30*time.Second)
+	// A credential asking for a privileged option no binding declares is refused (failed).
+	force := events.CredentialRef{Kind: leases.Kind, Mount: "sys", Path: "database/creds/ops", Options: map[string]string{leases.OptionForce: "true"}}
+	bus.Publish(t, harness.ChangeEvent(t, "CHG-OPS-2", force), "evt-CHG-OPS-2")
+	if ev := bus.WaitEvidence(t, "CHG-OPS-2", 30*time.Second); ev.Data.Credentials[0].Outcome != events.OutcomeFailed {
+		t.Fatalf("privileged option evidence = %+v, want failed", ev.Data)
+	}
+	// A credential in a blackout is deferred.
+	blackout := targetedChange(t, "CHG-OPS-3", "ops-blackout")
+	bus.Publish(t, blackout, "evt-CHG-OPS-3")
+	if ev := bus.WaitEvidence(t, "CHG-OPS-3", 30*time.Second); ev.Data.Status != events.StatusDeferred {
+		t.Fatalf("blackout evidence = %+v, want deferred", ev.Data)
+	}
 
 	var body string
 	waitFor(t, metricsURL, "counters after the rotation", 30*time.Second, func(code int, b string) bool {
@@ -50,7 +82,9 @@ func TestMetricsCountRealWork(t *testing.T) {
 	for _, want := range []string{
 		`rotation_agent_rotations_total{kind="kv-v2",outcome="rotated"} 1`,
 		`rotation_agent_rotation_duration_seconds_count{kind="kv-v2",outcome="rotated"} 1`,
-		`rotation_agent_events_consumed_total{type="` + events.TypeChangeCompleted + `"} 1`,
+		`rotation_agent_rotations_total{kind="lease-prefix",outcome="failed"} 1`,
+		`rotation_agent_rotations_total{kind="kv-v2",outcome="deferred"} 1`,
+		`rotation_agent_events_consumed_total{type="` + events.TypeChangeCompleted + `"} 3`,
 		`rotation_agent_events_consumed_total{type="invalid"} 1`,
 		"# TYPE rotation_agent_rotation_duration_seconds histogram",
 		"# TYPE rotation_agent_rotations_total counter",
@@ -66,4 +100,21 @@ func TestMetricsCountRealWork(t *testing.T) {
 			t.Fatal("a secret value appears in /metrics")
 		}
 	}
+}
+
+// targetedChange is a change-completed event naming no credential, touching service.
+func targetedChange(t *testing.T, changeID, service string) []byte {
+	t.Helper()
+	var ev map[string]any
+	if err := json.Unmarshal(harness.ChangeEvent(t, changeID), &ev); err != nil {
+		t.Fatal(err)
+	}
+	data := ev["data"].(map[string]any)
+	delete(data, "credentials")
+	data["targets"] = map[string]any{"services": []string{service}}
+	raw, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }

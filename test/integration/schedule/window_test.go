@@ -49,6 +49,13 @@ func TestRotationOutsideWindowIsDeferredThenRuns(t *testing.T) {
 	if got := v.KV(t, "payments/db", 0).VersionMetadata.Version; got != 1 {
 		t.Fatalf("a deferred credential was written (version %d)", got)
 	}
+	// The change may not close while its credential waits for the window.
+	nc := n.Connect(t)
+	var gate events.ClosureAnswer
+	request(t, nc, events.Subjects{Prefix: events.DefaultSubjectPrefix}.ClosureCheck(), []byte(`{"change_id":"CHG9101"}`), nil, &gate)
+	if gate.MayClose || len(gate.Reasons) != 1 || !contains(gate.Reasons[0], "kv-v2:secret/payments/db is deferred to its maintenance window until 2026-12-05T02:00:00Z") {
+		t.Errorf("closure gate before the window = %+v, want no, for the deferred credential", gate)
+	}
 
 	clk.Set(opens.Add(30 * time.Minute))
 	runID := "deferred:CHG9101:"
@@ -71,6 +78,11 @@ func TestRotationOutsideWindowIsDeferredThenRuns(t *testing.T) {
 	}
 	if got := v.KV(t, "payments/db", 0).VersionMetadata.Version; got != 2 {
 		t.Errorf("payments/db at version %d after its window opened, want 2", got)
+	}
+	// The gate follows the credential to the change that ran it: the change may close.
+	request(t, nc, events.Subjects{Prefix: events.DefaultSubjectPrefix}.ClosureCheck(), []byte(`{"change_id":"CHG9101"}`), nil, &gate)
+	if !gate.MayClose {
+		t.Errorf("closure gate after the deferred run = %+v, want yes", gate)
 	}
 }
 
@@ -99,5 +111,11 @@ func TestScheduledRotation(t *testing.T) {
 	}
 	if got := len(stored(t, n, cfg.NATS.ChangeStream, "rotation.changes.completed")); got != 1 {
 		t.Errorf("the change stream holds %d scheduled changes, want 1 for one activation and two replicas", got)
+	}
+	// Its change record carries trigger schedule, like a retirement record, and still counts.
+	var gate events.ClosureAnswer
+	request(t, n.Connect(t), events.Subjects{Prefix: events.DefaultSubjectPrefix}.ClosureCheck(), []byte(`{"change_id":"schedule:reports-db:20261201T030000Z"}`), nil, &gate)
+	if !gate.MayClose {
+		t.Errorf("closure gate of the scheduled rotation = %+v, want yes", gate)
 	}
 }
