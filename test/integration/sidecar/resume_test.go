@@ -123,7 +123,7 @@ func TestSidecarRetriesDeliveryWhenTheOverlapEnds(t *testing.T) {
 	token := v.AgentToken(t)
 	v.PutKV(t, "payments/db", map[string]any{"username": "payments_app", "password": "canary-sidecar-overlap-old-77"})
 	dir := t.TempDir()
-	a := &app{t: t, file: filepath.Join(dir, "db.env"), confirm: false}
+	a := &app{t: t, file: filepath.Join(dir, "db.env"), confirm: true, ignore: 1}
 	a.oldReadable = func() bool {
 		meta, err := v.Root.KVv2("secret").GetMetadata(t.Context(), "payments/db")
 		return err == nil && !meta.Versions["1"].Destroyed
@@ -142,10 +142,6 @@ func TestSidecarRetriesDeliveryWhenTheOverlapEnds(t *testing.T) {
 		c.Delivery.ConfirmedAt != nil || c.Delivery.Error == "" {
 		t.Fatalf("first evidence = %+v / %+v, want retire pending with an unconfirmed delivery", c, c.Delivery)
 	}
-	a.mu.Lock()
-	a.confirm = true // the application is back
-	a.mu.Unlock()
-
 	deadline := time.Now().Add(waitEvidence)
 	for len(bus.Evidence(t, "CHG-SC-OV")) < 2 {
 		if time.Now().After(deadline) {

@@ -33,6 +33,9 @@ type app struct {
 	t       *testing.T
 	file    string
 	confirm bool
+	// ignore is how many of the first reloads the application answers without taking up the
+	// new credential (it is still starting, say).
+	ignore int
 	// oldReadable tells, when the application first reports the new credential, whether the
 	// old one still worked then (it must: the agent retires it only after this report).
 	oldReadable func() bool
@@ -61,7 +64,7 @@ func (a *app) handler() http.Handler {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		a.reloads++
-		if !a.confirm {
+		if !a.confirm || a.reloads <= a.ignore {
 			return // answers the hook but keeps using the old credential
 		}
 		for _, line := range strings.Split(string(env), "\n") {
