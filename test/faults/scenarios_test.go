@@ -48,20 +48,11 @@ var scenarios = []scenario{
 
 // agentEnv configures an agent process the way an operator would, through its environment.
 func agentEnv(s *suite, vaultAddr, natsURLs string, extra ...string) []string {
-	return append([]string{
-		"PATH=/usr/bin:/bin",
-		"VAULT_ADDR=" + vaultAddr,
-		"VAULT_CACERT=" + s.v.CACertFile,
-		"VAULT_TOKEN=" + s.token,
-		"ROTATION_AGENT_AGENT_ID=fault-agent",
-		"ROTATION_AGENT_NATS_URL=" + natsURLs,
-		"ROTATION_AGENT_NATS_ACK_WAIT=5s",
-		"ROTATION_AGENT_SHUTDOWN_TIMEOUT=5s",
-		"ROTATION_AGENT_LOCK_TTL=3s",
-		"ROTATION_AGENT_METRICS_LISTEN=127.0.0.1:0",
-		"ROTATION_AGENT_EVIDENCE_SIGNER=file",
-		"ROTATION_AGENT_EVIDENCE_KEY_FILE=" + s.keyFile,
-	}, extra...)
+	cfg := harness.AgentConfigWithKey(s.v, s.token, nil, s.keyFile)
+	cfg.AgentID = "fault-agent"
+	cfg.Vault.Addr = vaultAddr
+	cfg.NATS.URL = strings.Split(natsURLs, ",")
+	return harness.ProcessEnv(cfg, extra...)
 }
 
 // drainTimeout bounds how long a scenario waits for the last evidence after its faults.

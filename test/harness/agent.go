@@ -36,23 +36,31 @@ func (b *SyncBuffer) String() string {
 }
 
 // AgentConfig returns a configuration for an agent that talks to v with token and to n, with
-// short timings suited to tests.
+// short timings suited to tests, signing its evidence with a fresh key.
 func AgentConfig(t testing.TB, v *Vault, token string, n *NATS) agent.Config {
 	t.Helper()
+	return AgentConfigWithKey(v, token, n, EvidenceKeyFile(t))
+}
+
+// AgentConfigWithKey is AgentConfig signing evidence with the key in keyFile (one a TestMain
+// wrote, say, shared by the agents of several tests). n may be nil when the caller sets
+// NATS.URL itself.
+func AgentConfigWithKey(v *Vault, token string, n *NATS, keyFile string) agent.Config {
 	cfg := agent.Defaults()
 	cfg.AgentID = "test-agent"
 	cfg.LogLevel = "debug"
 	cfg.Vault.Addr = v.Addr
 	cfg.Vault.CACert = v.CACertFile
 	cfg.Vault.Token = token
-	cfg.NATS.URL = []string{n.URL}
+	if n != nil {
+		cfg.NATS.URL = []string{n.URL}
+	}
 	cfg.NATS.AckWait = 5 * time.Second
 	cfg.ShutdownTimeout = 5 * time.Second
 	cfg.LockTTL = 3 * time.Second
 	// Any free port: agents of parallel test packages must not share the default one.
 	cfg.MetricsListen = "127.0.0.1:0"
-	// Every test agent signs its evidence with a fresh local key.
-	cfg.Evidence.Signer, cfg.Evidence.KeyFile = agent.SignerFile, EvidenceKeyFile(t)
+	cfg.Evidence.Signer, cfg.Evidence.KeyFile = agent.SignerFile, keyFile
 	return cfg
 }
 

@@ -1,9 +1,7 @@
 package ops
 
 import (
-	"errors"
 	"net"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -26,31 +24,9 @@ func TestSystemdNotify(t *testing.T) {
 	}
 	defer sock.Close()
 
-	cmd := exec.Command(agentBinary, "run")
-	cmd.Env = []string{
-		"PATH=/usr/bin:/bin",
-		"NOTIFY_SOCKET=" + socketPath,
-		"VAULT_ADDR=" + v.Addr,
-		"VAULT_CACERT=" + v.CACertFile,
-		"VAULT_TOKEN=" + v.AgentToken(t),
-		"ROTATION_AGENT_NATS_URL=" + n.URL,
-		"ROTATION_AGENT_SHUTDOWN_TIMEOUT=5s",
-		"ROTATION_AGENT_METRICS_LISTEN=127.0.0.1:0",
-		"ROTATION_AGENT_EVIDENCE_SIGNER=file",
-		"ROTATION_AGENT_EVIDENCE_KEY_FILE=" + harness.EvidenceKeyFile(t),
-	}
-	out := &harness.SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done //nolint:errcheck // the exit status after a kill says nothing
-		done <- nil
-	})
+	cfg := harness.AgentConfig(t, v, v.AgentToken(t), n)
+	p := harness.StartProcess(t, agentBinary, harness.ProcessEnv(cfg, "NOTIFY_SOCKET="+socketPath))
+	out := p.Output
 
 	read := func(what string) string {
 		t.Helper()
@@ -75,22 +51,13 @@ func TestSystemdNotify(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if got := read("STOPPING=1"); got != "STOPPING=1" {
 		t.Fatalf("notification after SIGTERM %q, want STOPPING=1", got)
 	}
-	select {
-	case err := <-done:
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			t.Fatalf("agent exited with %d after SIGTERM, want 0:\n%s", exit.ExitCode(), out.String())
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		done <- nil
-	case <-time.After(30 * time.Second):
-		t.Fatalf("agent still running 30s after SIGTERM:\n%s", out.String())
+	if code := p.Wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("agent exited with %d after SIGTERM, want 0:\n%s", code, out.String())
 	}
 }

@@ -43,26 +43,17 @@ func TestSidecarCrashDuringDeliveryResumes(t *testing.T) {
 			srv := httptest.NewServer(a.handler())
 			defer srv.Close()
 			cfg := sidecarConfig(t, v, token, n, srv.URL, dir)
-			env := []string{
-				"PATH=/usr/bin:/bin",
-				"VAULT_ADDR=" + v.Addr, "VAULT_CACERT=" + v.CACertFile, "VAULT_TOKEN=" + token,
-				"ROTATION_AGENT_AGENT_ID=payments-sidecar",
-				"ROTATION_AGENT_NATS_URL=" + n.URL,
-				"ROTATION_AGENT_NATS_ACK_WAIT=5s",
-				"ROTATION_AGENT_SHUTDOWN_TIMEOUT=5s",
-				"ROTATION_AGENT_LOCK_TTL=3s",
-				"ROTATION_AGENT_METRICS_LISTEN=127.0.0.1:0",
+			cfg.AgentID = "payments-sidecar"
+			env := harness.ProcessEnv(cfg,
 				"ROTATION_AGENT_SIDECAR_APP=payments",
-				"ROTATION_AGENT_SIDECAR_SINKS_FILE=" + cfg.Sidecar.SinksFile,
+				"ROTATION_AGENT_SIDECAR_SINKS_FILE="+cfg.Sidecar.SinksFile,
 				"ROTATION_AGENT_SIDECAR_NOTIFY=http",
-				"ROTATION_AGENT_SIDECAR_NOTIFY_URL=" + cfg.Sidecar.NotifyURL,
+				"ROTATION_AGENT_SIDECAR_NOTIFY_URL="+cfg.Sidecar.NotifyURL,
 				"ROTATION_AGENT_SIDECAR_CONFIRM=health",
-				"ROTATION_AGENT_SIDECAR_HEALTH_URL=" + cfg.Sidecar.HealthURL,
+				"ROTATION_AGENT_SIDECAR_HEALTH_URL="+cfg.Sidecar.HealthURL,
 				"ROTATION_AGENT_SIDECAR_CONFIRM_TIMEOUT=5s",
 				"ROTATION_AGENT_SIDECAR_CONFIRM_INTERVAL=200ms",
-				"ROTATION_AGENT_EVIDENCE_SIGNER=file",
-				"ROTATION_AGENT_EVIDENCE_KEY_FILE=" + cfg.Evidence.KeyFile,
-			}
+			)
 			changeID := "CHG-SC-CRASH-" + part
 			crashing := harness.StartProcess(t, agentBinary, append(env, failpoint.EnvVar+"="+failpoint.AfterDelivery+part))
 			crashing.WaitReady(t, 30*time.Second)
