@@ -224,7 +224,7 @@ rule "charset" {
 		t.Fatal(err)
 	}
 	// The agent policy gains the right to generate from this one policy only.
-	token := agentTokenWith(t, v, "generate-digits", `path "sys/policies/password/digits-24/generate" { capabilities = ["read"] }`)
+	token := v.AgentTokenWithPolicy(t, "generate-digits", `path "sys/policies/password/digits-24/generate" { capabilities = ["read"] }`)
 	harness.StartAgent(t, harness.AgentConfig(t, v, token, n))
 	v.PutKV(t, "policy/app", map[string]any{"pin": "canary-policy-pin-0000"})
 	ref := kvRef("policy/app")

@@ -24,7 +24,7 @@ func TestEvidenceCommands(t *testing.T) {
 	v := harness.StartVault(t)
 	n := harness.StartNATS(t)
 	bus := harness.WatchBus(t, n)
-	cfg := harness.AgentConfig(t, v, tokenWith(t, v, policyFile), n)
+	cfg := harness.AgentConfig(t, v, v.AgentToken(t), n)
 	harness.StartAgent(t, cfg)
 	for _, id := range []string{"CHG-CLI-1", "CHG-CLI-2"} {
 		v.PutKV(t, "cli/"+id, map[string]any{"password": "canary-" + id})

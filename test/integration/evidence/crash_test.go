@@ -20,7 +20,7 @@ import (
 // restart the export holds one record per change and verifies as one unbroken chain.
 func TestCrashWhilePublishingEvidenceKeepsTheChain(t *testing.T) {
 	v := harness.StartVault(t)
-	token := tokenWith(t, v, policyFile)
+	token := v.AgentToken(t)
 	for i, point := range []string{failpoint.AfterEvidenceReserved, failpoint.AfterEvidencePublished} {
 		t.Run(point, func(t *testing.T) {
 			n := harness.StartNATS(t)

@@ -50,7 +50,7 @@ func TestCapabilityProbeOfRolesAgainstVault(t *testing.T) {
 		{Identity: "approle:approle/pay", Policies: []string{"pay-write"}, Capabilities: declared},
 		{Identity: "token-role:deployer", Policies: []string{"pay-write"}, Capabilities: declared},
 	}
-	cfg := harness.AgentConfig(t, v, tokenWith(t, v, policyFile), n)
+	cfg := harness.AgentConfig(t, v, v.AgentToken(t), n)
 	ra := harness.StartAgent(t, cfg)
 	before := tokenAccessors(t, root)
 
