@@ -133,14 +133,7 @@ func TestSidecarRetriesDeliveryWhenTheOverlapEnds(t *testing.T) {
 		c.Delivery.ConfirmedAt != nil || c.Delivery.Error == "" {
 		t.Fatalf("first evidence = %+v / %+v, want retire pending with an unconfirmed delivery", c, c.Delivery)
 	}
-	deadline := time.Now().Add(waitEvidence)
-	for len(bus.Evidence(t, "CHG-SC-OV")) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("no retirement evidence")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	second := bus.Evidence(t, "CHG-SC-OV")[1]
+	second := bus.WaitEvidenceCount(t, "CHG-SC-OV", 2, waitEvidence)[1] // the retirement
 	validateEvidence(t, second)
 	rc := second.Data.Credentials[0]
 	if rc.OldCredential != "retired" || rc.Delivery == nil || rc.Delivery.ConfirmedAt == nil || rc.Delivery.Error != "" {

@@ -307,15 +307,8 @@ func TestCentralAgentLeavesSidecarCredentialsAlone(t *testing.T) {
 
 	orders := events.CredentialRef{Kind: "kv-v2", Mount: "secret", Path: "orders/api"}
 	bus.Publish(t, harness.ChangeEvent(t, "CHG-SC-3", sidecarRef(map[string]string{"overlap": "0s"}), orders), "")
-	deadline := time.Now().Add(waitEvidence)
-	for len(bus.Evidence(t, "CHG-SC-3")) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("got %d evidence records, want one from each agent", len(bus.Evidence(t, "CHG-SC-3")))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 	byAgent := map[string][]string{}
-	for _, ev := range bus.Evidence(t, "CHG-SC-3") {
+	for _, ev := range bus.WaitEvidenceCount(t, "CHG-SC-3", 2, waitEvidence) { // one from each agent
 		validateEvidence(t, ev)
 		for _, c := range ev.Data.Credentials {
 			if c.Outcome != events.OutcomeRotated {
