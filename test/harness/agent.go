@@ -3,16 +3,13 @@ package harness
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rotation-agent/rotation-agent/agent"
-	"github.com/rotation-agent/rotation-agent/evidence"
+	"github.com/rotation-agent/rotation-agent/test/harness/evidencekey"
 )
 
 // SyncBuffer is a bytes.Buffer safe for one writer and concurrent readers: the agent's log.
@@ -78,19 +75,8 @@ func EvidenceKeyFile(t testing.TB) string {
 // WriteEvidenceKey writes a new Ed25519 evidence signing key (PEM, PKCS #8) to dir and returns
 // its path; for a TestMain, which has no testing.TB.
 func WriteEvidenceKey(dir string) (string, error) {
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return "", err
-	}
-	pemBytes, err := evidence.MarshalPrivateKeyPEM(key)
-	if err != nil {
-		return "", err
-	}
 	path := filepath.Join(dir, "evidence-key.pem")
-	if err := os.WriteFile(path, pemBytes, 0o600); err != nil {
-		return "", err
-	}
-	return path, nil
+	return path, evidencekey.Write(path)
 }
 
 // EvidenceSignerEnv is the environment that makes an agent process sign its evidence with the
