@@ -16,6 +16,7 @@ import (
 	vault "github.com/hashicorp/vault/api"
 
 	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/internal/clock"
 	"github.com/rotation-agent/rotation-agent/internal/vaultfake"
 	"github.com/rotation-agent/rotation-agent/rotators"
 )
@@ -1204,28 +1205,10 @@ func TestPromoteDoesNothing(t *testing.T) {
 	}
 }
 
-// clock is a settable clock shared by the fake Vault and the request.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 func TestDriveEndToEnd(t *testing.T) {
 	const overlap = time.Hour
 	e := newEnv(t, 3, map[string]any{"username": "app", "password": "old-pass"}, []string{"password"}, map[string]string{OptionRetire: "delete"})
-	clk := &clock{now: time.Now().UTC()}
+	clk := clock.NewFake(time.Now().UTC()) // shared by the fake Vault and the request
 	e.f.configure(func(f *fakeVault) { f.now = clk.Now })
 	e.req.Now = clk.Now
 	st := &rotators.State{}
@@ -1255,7 +1238,7 @@ func TestDriveEndToEnd(t *testing.T) {
 		t.Error("the old version was deleted before the overlap ended")
 	}
 
-	clk.advance(overlap / 2)
+	clk.Advance(overlap / 2)
 	if out, err = rotators.Drive(ctx, e.rot, e.req, st, overlap); err != nil || !out.RetirePending {
 		t.Fatalf("Drive during the overlap = %+v, %v; want retire pending", out, err)
 	}
@@ -1263,7 +1246,7 @@ func TestDriveEndToEnd(t *testing.T) {
 		t.Error("the old version was deleted during the overlap")
 	}
 
-	clk.advance(overlap/2 + time.Second)
+	clk.Advance(overlap/2 + time.Second)
 	out, err = rotators.Drive(ctx, e.rot, e.req, st, overlap)
 	if err != nil {
 		t.Fatalf("Drive after the overlap: %v", err)

@@ -26,6 +26,7 @@ import (
 	"github.com/rotation-agent/rotation-agent/agent"
 	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/test/fixtures"
+	"github.com/rotation-agent/rotation-agent/test/harness/evidencekey"
 	"github.com/rotation-agent/rotation-agent/test/harness/postgres"
 )
 
@@ -89,7 +90,7 @@ func run(ctx context.Context, vaultBin, policyFile string) error {
 	cfg.NATS.EmbeddedStoreDir = filepath.Join(work, "jetstream")
 	cfg.MetricsListen = "127.0.0.1:0" // any free port; the demo does not scrape it
 	cfg.Evidence.Signer, cfg.Evidence.KeyFile = agent.SignerFile, filepath.Join(work, "evidence-key.pem")
-	if err := writeEvidenceKey(cfg.Evidence.KeyFile); err != nil {
+	if err := evidencekey.Write(cfg.Evidence.KeyFile); err != nil {
 		return err
 	}
 	logPath := filepath.Join(work, "agent.log")

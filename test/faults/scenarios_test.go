@@ -48,20 +48,11 @@ var scenarios = []scenario{
 
 // agentEnv configures an agent process the way an operator would, through its environment.
 func agentEnv(s *suite, vaultAddr, natsURLs string, extra ...string) []string {
-	return append([]string{
-		"PATH=/usr/bin:/bin",
-		"VAULT_ADDR=" + vaultAddr,
-		"VAULT_CACERT=" + s.v.CACertFile,
-		"VAULT_TOKEN=" + s.token,
-		"ROTATION_AGENT_AGENT_ID=fault-agent",
-		"ROTATION_AGENT_NATS_URL=" + natsURLs,
-		"ROTATION_AGENT_NATS_ACK_WAIT=5s",
-		"ROTATION_AGENT_SHUTDOWN_TIMEOUT=5s",
-		"ROTATION_AGENT_LOCK_TTL=3s",
-		"ROTATION_AGENT_METRICS_LISTEN=127.0.0.1:0",
-		"ROTATION_AGENT_EVIDENCE_SIGNER=file",
-		"ROTATION_AGENT_EVIDENCE_KEY_FILE=" + s.keyFile,
-	}, extra...)
+	cfg := harness.AgentConfigWithKey(s.v, s.token, nil, s.keyFile)
+	cfg.AgentID = "fault-agent"
+	cfg.Vault.Addr = vaultAddr
+	cfg.NATS.URL = strings.Split(natsURLs, ",")
+	return harness.ProcessEnv(cfg, extra...)
 }
 
 // drainTimeout bounds how long a scenario waits for the last evidence after its faults.
@@ -106,7 +97,7 @@ func agentKill(t *testing.T, s *suite) row {
 		failpoint.AfterStep + "apply", failpoint.AfterJournal + "verify", failpoint.AfterStep + "promote",
 		failpoint.AfterJournal + "retire", failpoint.AfterStep + "retire",
 	}
-	newPublisher(t, nc).publishAll(t, w, 0)
+	published := newPublisher(t, nc).publishAll(t, w, 0)
 	var clears []time.Time
 	var last *harness.Process
 	deadline := time.Now().Add(drainTimeout(s.events))
@@ -140,6 +131,7 @@ func agentKill(t *testing.T, s *suite) row {
 	if last == nil {
 		last = harness.StartProcess(t, agentBinary, agentEnv(s, s.v.Addr, n.URL))
 	}
+	waitPublished(t, published)
 	r := finish(t, s, c, w, started, last)
 	return row{tally: r, Faults: len(clears), Recovery: c.recovery(clears), Duration: time.Since(started),
 		Settings: fmt.Sprintf("1 NATS server, stream R1; AckWait 5s; lock TTL 3s; %d changes also rotate a transit key", r.Sent2)}
@@ -173,7 +165,7 @@ func natsNodeLoss(t *testing.T, s *suite) row {
 		time.Sleep(5 * time.Second)
 		cl.Start(victim)
 	}
-	<-published
+	waitPublished(t, published)
 	r := finish(t, s, c, w, started, a, b)
 	return row{tally: r, Faults: len(clears), Recovery: c.recovery(clears), Duration: time.Since(started),
 		Settings: "3 NATS servers, streams and journal R3, default sync_interval; 2 agents; node down 5s; recovery counted from the node stopping"}
@@ -213,7 +205,7 @@ func vaultSealed(t *testing.T, s *suite) row {
 	time.Sleep(8 * time.Second)
 	s.v.Unseal(t)
 	clears := []time.Time{time.Now()}
-	<-published
+	waitPublished(t, published)
 	r := finish(t, s, c, w, started, a)
 	return row{tally: r, Faults: 1, Recovery: c.recovery(clears), Duration: time.Since(started),
 		Settings: "sealed 8s; 1 agent"}
@@ -240,7 +232,7 @@ func vaultBursts(t *testing.T, s *suite) row {
 		clears = append(clears, time.Now())
 		time.Sleep(time.Duration(300+rand.IntN(700)) * time.Millisecond)
 	}
-	<-published
+	waitPublished(t, published)
 	r := finish(t, s, c, w, started, a)
 	return row{tally: r, Faults: int(proxy.faulted.Load()), Recovery: c.recovery(clears), Duration: time.Since(started),
 		Settings: fmt.Sprintf("%d bursts of 0.5-2s; faults counted per answered request", len(clears))}
@@ -262,13 +254,14 @@ func ackWaitExpiry(t *testing.T, s *suite) row {
 		p.WaitReady(t, time.Minute)
 	}
 	started := time.Now()
-	newPublisher(t, nc).publishAll(t, w, 0)
+	published := newPublisher(t, nc).publishAll(t, w, 0)
 	var clears []time.Time
 	for i := 0; !c.complete(w, 1) && time.Since(started) < drainTimeout(s.events); i++ {
 		time.Sleep(time.Duration(1500+rand.IntN(1500)) * time.Millisecond)
 		replicas[i%2].Freeze(4500 * time.Millisecond)
 		clears = append(clears, time.Now())
 	}
+	waitPublished(t, published)
 	r := finish(t, s, c, w, started, replicas...)
 	return row{tally: r, Faults: len(clears), Recovery: c.recovery(clears), Duration: time.Since(started),
 		Settings: "AckWait 1s, each rotation paused 1.2s; lock TTL 3s; freezes of 4.5s"}

@@ -97,36 +97,62 @@ func newPublisher(t *testing.T, nc *nats.Conn) *publisher {
 }
 
 // publish stores payload, retrying through outages for up to two minutes; it reports whether
-// the stream took it as a duplicate.
+// the stream took it as a duplicate. It fails the test, so call it from the test goroutine.
 func (p *publisher) publish(t *testing.T, payload []byte, msgID string) bool {
 	t.Helper()
+	dup, err := p.store(payload, msgID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dup
+}
+
+// store is publish without the test: it returns the last error once two minutes have passed.
+func (p *publisher) store(payload []byte, msgID string) (bool, error) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		ack, err := p.js.Publish(ctx, p.subject, payload, jetstream.WithMsgID(msgID))
 		cancel()
 		if err == nil {
-			return ack.Duplicate
+			return ack.Duplicate, nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("publish %s: %v", msgID, err)
+			return false, fmt.Errorf("publish %s: %w", msgID, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 }
 
 // publishAll publishes every change of w, one every interval, in the background. The returned
-// channel closes when all are stored.
-func (p *publisher) publishAll(t *testing.T, w *workload, interval time.Duration) <-chan struct{} {
-	done := make(chan struct{})
+// channel receives nil once all are stored, or the first error; wait for it with waitPublished.
+func (p *publisher) publishAll(t *testing.T, w *workload, interval time.Duration) <-chan error {
+	t.Helper()
+	ids := make([]string, len(w.changes))
+	for i := range w.changes {
+		ids[i] = w.eventID(t, i)
+	}
+	done := make(chan error, 1)
 	go func() {
-		defer close(done)
 		for i := range w.changes {
-			p.publish(t, w.payloads[i], w.eventID(t, i))
+			if _, err := p.store(w.payloads[i], ids[i]); err != nil {
+				done <- err
+				return
+			}
 			time.Sleep(interval)
 		}
+		done <- nil
 	}()
 	return done
+}
+
+// waitPublished waits until publishAll has stored every change, and fails the test if it could
+// not.
+func waitPublished(t *testing.T, published <-chan error) {
+	t.Helper()
+	if err := <-published; err != nil {
+		t.Fatal(err)
+	}
 }
 
 // collector records the evidence records published on the bus and when each arrived.

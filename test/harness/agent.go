@@ -3,16 +3,13 @@ package harness
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rotation-agent/rotation-agent/agent"
-	"github.com/rotation-agent/rotation-agent/evidence"
+	"github.com/rotation-agent/rotation-agent/test/harness/evidencekey"
 )
 
 // SyncBuffer is a bytes.Buffer safe for one writer and concurrent readers: the agent's log.
@@ -36,23 +33,31 @@ func (b *SyncBuffer) String() string {
 }
 
 // AgentConfig returns a configuration for an agent that talks to v with token and to n, with
-// short timings suited to tests.
+// short timings suited to tests, signing its evidence with a fresh key.
 func AgentConfig(t testing.TB, v *Vault, token string, n *NATS) agent.Config {
 	t.Helper()
+	return AgentConfigWithKey(v, token, n, EvidenceKeyFile(t))
+}
+
+// AgentConfigWithKey is AgentConfig signing evidence with the key in keyFile (one a TestMain
+// wrote, say, shared by the agents of several tests). n may be nil when the caller sets
+// NATS.URL itself.
+func AgentConfigWithKey(v *Vault, token string, n *NATS, keyFile string) agent.Config {
 	cfg := agent.Defaults()
 	cfg.AgentID = "test-agent"
 	cfg.LogLevel = "debug"
 	cfg.Vault.Addr = v.Addr
 	cfg.Vault.CACert = v.CACertFile
 	cfg.Vault.Token = token
-	cfg.NATS.URL = []string{n.URL}
+	if n != nil {
+		cfg.NATS.URL = []string{n.URL}
+	}
 	cfg.NATS.AckWait = 5 * time.Second
 	cfg.ShutdownTimeout = 5 * time.Second
 	cfg.LockTTL = 3 * time.Second
 	// Any free port: agents of parallel test packages must not share the default one.
 	cfg.MetricsListen = "127.0.0.1:0"
-	// Every test agent signs its evidence with a fresh local key.
-	cfg.Evidence.Signer, cfg.Evidence.KeyFile = agent.SignerFile, EvidenceKeyFile(t)
+	cfg.Evidence.Signer, cfg.Evidence.KeyFile = agent.SignerFile, keyFile
 	return cfg
 }
 
@@ -70,19 +75,8 @@ func EvidenceKeyFile(t testing.TB) string {
 // WriteEvidenceKey writes a new Ed25519 evidence signing key (PEM, PKCS #8) to dir and returns
 // its path; for a TestMain, which has no testing.TB.
 func WriteEvidenceKey(dir string) (string, error) {
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return "", err
-	}
-	pemBytes, err := evidence.MarshalPrivateKeyPEM(key)
-	if err != nil {
-		return "", err
-	}
 	path := filepath.Join(dir, "evidence-key.pem")
-	if err := os.WriteFile(path, pemBytes, 0o600); err != nil {
-		return "", err
-	}
-	return path, nil
+	return path, evidencekey.Write(path)
 }
 
 // EvidenceSignerEnv is the environment that makes an agent process sign its evidence with the

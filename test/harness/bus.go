@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -158,6 +159,14 @@ func (b *Bus) WaitRejections(t testing.TB, n int, timeout time.Duration) []event
 	t.Helper()
 	b.waitFor(t, timeout, "rejections", func() bool { return len(b.Rejections(t)) >= n })
 	return b.Rejections(t)
+}
+
+// WaitEvidenceCount waits until at least n evidence records were published for changeID (the
+// first rotation and a later retirement, say) and returns them all, in the order published.
+func (b *Bus) WaitEvidenceCount(t testing.TB, changeID string, n int, timeout time.Duration) []events.Envelope[events.Evidence] {
+	t.Helper()
+	b.waitFor(t, timeout, strconv.Itoa(n)+" evidence records for "+changeID, func() bool { return len(b.Evidence(t, changeID)) >= n })
+	return b.Evidence(t, changeID)
 }
 
 func (b *Bus) messages(subject string) []*nats.Msg {

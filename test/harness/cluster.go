@@ -45,7 +45,7 @@ func StartNATSCluster(t testing.TB, size int) *NATSCluster {
 	}
 	for _, n := range c.Nodes {
 		n.waitReady()
-		t.Cleanup(n.stop)
+		t.Cleanup(n.Stop)
 	}
 	c.WaitJetStream(30 * time.Second)
 	return c
@@ -73,7 +73,7 @@ func (c *NATSCluster) Connect(t testing.TB) *nats.Conn {
 }
 
 // Stop stops node i, as a crashed or rebooted NATS host would.
-func (c *NATSCluster) Stop(i int) { c.Nodes[i].stop() }
+func (c *NATSCluster) Stop(i int) { c.Nodes[i].Stop() }
 
 // Start starts node i again on the same ports with its JetStream data.
 func (c *NATSCluster) Start(i int) {

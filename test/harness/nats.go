@@ -33,12 +33,14 @@ func StartNATSWith(t testing.TB, configure func(*server.Options)) *NATS {
 		configure(&opts)
 	}
 	n := &NATS{opts: opts, t: t}
-	n.start()
-	t.Cleanup(n.stop)
+	n.Start()
+	t.Cleanup(n.Stop)
 	return n
 }
 
-func (n *NATS) start() {
+// Start starts the server (again, after Stop) on the same port with the same JetStream data.
+// Call it from the test goroutine: it fails the test if the server does not start.
+func (n *NATS) Start() {
 	n.t.Helper()
 	opts := n.opts
 	srv, err := server.NewServer(&opts)
@@ -56,7 +58,9 @@ func (n *NATS) start() {
 	}
 }
 
-func (n *NATS) stop() {
+// Stop shuts the server down and waits until it has stopped, as an operator stopping NATS
+// would. Stopping a stopped server does nothing.
+func (n *NATS) Stop() {
 	if n.Server != nil {
 		n.Server.Shutdown()
 		n.Server.WaitForShutdown()
@@ -67,9 +71,9 @@ func (n *NATS) stop() {
 // after down has passed, as an operator restarting NATS would.
 func (n *NATS) Restart(down time.Duration) {
 	n.t.Helper()
-	n.stop()
+	n.Stop()
 	time.Sleep(down)
-	n.start()
+	n.Start()
 }
 
 // Connect returns a client connection, made with ClientOptions, closed when the test ends.

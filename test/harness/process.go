@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rotation-agent/rotation-agent/agent"
 )
 
 // BuildAgent builds the rotation-agent command into dir and returns its path, for tests that
@@ -21,6 +23,31 @@ func BuildAgent(dir string) (string, error) {
 	return bin, build.Run()
 }
 
+// ProcessEnv is the environment of an agent process configured as cfg configures an in-process
+// one (start from AgentConfig): its Vault, NATS, agent id, timings and evidence key file. The
+// agent always listens on a free metrics port, never the default 127.0.0.1:9464 that another
+// agent on the host may hold, and always signs its evidence with cfg's key file. Nothing comes
+// from the test's own environment; extra settings come last and win.
+func ProcessEnv(cfg agent.Config, extra ...string) []string {
+	if cfg.Evidence.KeyFile == "" {
+		panic("harness.ProcessEnv: the configuration has no evidence key file (start from AgentConfig)")
+	}
+	env := []string{
+		"PATH=/usr/bin:/bin",
+		"VAULT_ADDR=" + cfg.Vault.Addr,
+		"VAULT_CACERT=" + cfg.Vault.CACert,
+		"VAULT_TOKEN=" + cfg.Vault.Token,
+		"ROTATION_AGENT_AGENT_ID=" + cfg.AgentID,
+		"ROTATION_AGENT_NATS_URL=" + strings.Join(cfg.NATS.URL, ","),
+		"ROTATION_AGENT_NATS_ACK_WAIT=" + cfg.NATS.AckWait.String(),
+		"ROTATION_AGENT_SHUTDOWN_TIMEOUT=" + cfg.ShutdownTimeout.String(),
+		"ROTATION_AGENT_LOCK_TTL=" + cfg.LockTTL.String(),
+		"ROTATION_AGENT_METRICS_LISTEN=127.0.0.1:0",
+	}
+	env = append(env, EvidenceSignerEnv(cfg.Evidence.KeyFile)...)
+	return append(env, extra...)
+}
+
 // Process is the agent running as a separate process, configured through its environment as
 // a user would run it.
 type Process struct {
@@ -29,8 +56,8 @@ type Process struct {
 	done   chan error
 }
 
-// StartProcess starts binary with env and args ("run" when none); it is killed when the test
-// ends if it is still running.
+// StartProcess starts binary with env (see ProcessEnv) and args ("run" when none); it is
+// killed when the test ends if it is still running.
 func StartProcess(t testing.TB, binary string, env []string, args ...string) *Process {
 	t.Helper()
 	if len(args) == 0 {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"testing"
 
 	vaultapi "github.com/hashicorp/vault/api"
@@ -15,24 +16,67 @@ import (
 // to the repository root; every integration test runs the agent under it.
 const AgentPolicyFile = "docs/vault-policy.hcl"
 
-// agentPolicyPath locates AgentPolicyFile from this source file, so tests of any package depth
-// read the same file.
-func agentPolicyPath() string {
+// RemediationPolicyFile is the documented policy an operator adds for the agent to remediate
+// entitlements, relative to the repository root.
+const RemediationPolicyFile = "docs/vault-policy-remediation.hcl"
+
+// repoPath locates a file given relative to the repository root from this source file, so
+// tests of any package depth read the same file.
+func repoPath(rel string) string {
 	_, self, _, _ := runtime.Caller(0) // test/harness/vaultsetup.go
-	return filepath.Join(filepath.Dir(self), "..", "..", AgentPolicyFile)
+	return filepath.Join(filepath.Dir(self), "..", "..", rel)
 }
 
 // AgentToken creates the agent's policy from AgentPolicyFile and a token bound to it.
 func (v *Vault) AgentToken(t testing.TB) string {
 	t.Helper()
-	policy, err := os.ReadFile(agentPolicyPath())
+	return v.agentToken(t, nil)
+}
+
+// AgentTokenWith is AgentToken with more of the project's documented policies, named by their
+// paths relative to the repository root (RemediationPolicyFile, say), as an operator grants
+// them: the token is bound to the agent's policy and to each of these.
+func (v *Vault) AgentTokenWith(t testing.TB, docFiles ...string) string {
+	t.Helper()
+	extra := map[string]string{}
+	for _, f := range docFiles {
+		raw, err := os.ReadFile(repoPath(f))
+		if err != nil {
+			t.Fatalf("policy %s: %v", f, err)
+		}
+		extra[strings.TrimSuffix(filepath.Base(f), filepath.Ext(f))] = string(raw)
+	}
+	return v.agentToken(t, extra)
+}
+
+// AgentTokenWithPolicy is AgentToken with one more policy, given as text under name, as an
+// operator grants the agent one more permission.
+func (v *Vault) AgentTokenWithPolicy(t testing.TB, name, policy string) string {
+	t.Helper()
+	return v.agentToken(t, map[string]string{name: policy})
+}
+
+// agentToken writes the agent's policy and the extra ones (name to text) and returns a token
+// bound to all of them and nothing else.
+func (v *Vault) agentToken(t testing.TB, extra map[string]string) string {
+	t.Helper()
+	policy, err := os.ReadFile(repoPath(AgentPolicyFile))
 	if err != nil {
 		t.Fatalf("agent policy: %v", err)
 	}
-	if err := v.Root.Sys().PutPolicy("rotation-agent", string(policy)); err != nil {
-		t.Fatalf("put policy: %v", err)
+	policies := map[string]string{"rotation-agent": string(policy)}
+	for name, text := range extra {
+		policies[name] = text
 	}
-	secret, err := v.Root.Auth().Token().Create(&vaultapi.TokenCreateRequest{Policies: []string{"rotation-agent"}, TTL: "1h", NoDefaultPolicy: true})
+	names := make([]string, 0, len(policies))
+	for name, text := range policies {
+		if err := v.Root.Sys().PutPolicy(name, text); err != nil {
+			t.Fatalf("put policy %s: %v", name, err)
+		}
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	secret, err := v.Root.Auth().Token().Create(&vaultapi.TokenCreateRequest{Policies: names, TTL: "1h", NoDefaultPolicy: true})
 	if err != nil {
 		t.Fatalf("create token: %v", err)
 	}

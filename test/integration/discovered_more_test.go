@@ -37,7 +37,7 @@ func TestDiscoveredCertificateAndSecretIDAreRotated(t *testing.T) {
 	// A secret id whose metadata names its service and where it is delivered.
 	sid := deliverCISecretID(t, v)
 
-	token := agentTokenWith(t, v, "discovery", discoveryPolicy)
+	token := v.AgentTokenWithPolicy(t, "discovery", discoveryPolicy)
 	file := filepath.Join(t.TempDir(), "discovery.yaml")
 	must(t, os.WriteFile(file, []byte("pki:\n  - mount: pki\n    role: web\n    deliver_to: secret/certs\napprole:\n  - mount: approle\ninterval: 1h\n"), 0o600))
 	cfg := harness.AgentConfig(t, v, token, n)

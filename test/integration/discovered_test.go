@@ -20,7 +20,7 @@ func TestDiscoveredCredentialIsRotated(t *testing.T) {
 		map[string]any{"service": "checkout", "environment": "prod", "rotate_fields": "password"})
 	v.PutKV(t, "apps/untagged", map[string]any{"password": "canary-discovered-untagged-2"})
 	// Discovery reads metadata; the documented policy plus listing for this prefix.
-	token := agentTokenWith(t, v, "discovery", kvDiscoveryPolicy)
+	token := v.AgentTokenWithPolicy(t, "discovery", kvDiscoveryPolicy)
 	file := filepath.Join(t.TempDir(), "discovery.yaml")
 	if err := os.WriteFile(file, []byte("kv:\n  - mount: secret\n    prefix: apps\ninterval: 1h\n"), 0o600); err != nil {
 		t.Fatal(err)

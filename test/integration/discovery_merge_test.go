@@ -34,7 +34,7 @@ func TestInventoryAndDiscoveryOfOneCertificateRotateItOnce(t *testing.T) {
 	oldSerial := deliverWebCert(t, v)
 
 	dir := t.TempDir()
-	cfg := harness.AgentConfig(t, v, agentTokenWith(t, v, "discovery", discoveryPolicy), n)
+	cfg := harness.AgentConfig(t, v, v.AgentTokenWithPolicy(t, "discovery", discoveryPolicy), n)
 	cfg.InventoryFile = filepath.Join(dir, "inventory.yaml")
 	cfg.DiscoveryFile = filepath.Join(dir, "discovery.yaml")
 	must(t, os.WriteFile(cfg.InventoryFile, []byte(webCertInventory), 0o600))

@@ -28,7 +28,7 @@ func TestBacklogWaitsForTheFirstDiscovery(t *testing.T) {
 	putTaggedKV(t, v, "apps/orders/db", map[string]any{"user": "orders", "password": "canary-backlog-orders-1"},
 		map[string]any{"service": "orders", "rotate_fields": "password"})
 	// The discovery policy grants nothing under secret/apps yet: the first refresh fails.
-	token := agentTokenWith(t, v, "discovery", `path "secret/metadata/elsewhere" { capabilities = ["list"] }`)
+	token := v.AgentTokenWithPolicy(t, "discovery", `path "secret/metadata/elsewhere" { capabilities = ["list"] }`)
 	cfg := harness.AgentConfig(t, v, token, n)
 
 	// A first run provisions the stream and the consumer; the change arrives while no agent runs.

@@ -36,17 +36,6 @@ func targetedChange(t *testing.T, id string, targets events.Targets) []byte {
 	return mustMarshal(t, ev)
 }
 
-// agentTokenWith writes the agent's documented policy and policy under name, and returns a
-// token bound to both, as an operator grants the agent one more permission.
-func agentTokenWith(t *testing.T, v *harness.Vault, name, policy string) string {
-	t.Helper()
-	v.AgentToken(t) // installs the rotation-agent policy
-	must(t, v.Root.Sys().PutPolicy(name, policy))
-	tok, err := v.Root.Auth().Token().Create(&vaultapi.TokenCreateRequest{Policies: []string{"rotation-agent", name}, NoDefaultPolicy: true})
-	must(t, err)
-	return tok.Auth.ClientToken
-}
-
 // wantKVChangeReconciled publishes the change id naming the KV secret at path and fails the
 // test unless its evidence, within waitEvidence, says reconciled; what names the change in the
 // failure.

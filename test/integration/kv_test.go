@@ -100,11 +100,7 @@ func TestRepeatedChangeRotatesOnce(t *testing.T) {
 	bus.Publish(t, event, "second") // a different Nats-Msg-Id: not de-duplicated by the stream
 	bus.Publish(t, event, "second") // the same Nats-Msg-Id: de-duplicated by the stream
 
-	deadline := time.Now().Add(waitEvidence)
-	for len(bus.Evidence(t, "CHG0002")) < 2 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	all := bus.Evidence(t, "CHG0002")
+	all := bus.WaitEvidenceCount(t, "CHG0002", 2, waitEvidence)
 	if len(all) != 2 {
 		t.Fatalf("got %d evidence messages, want 2 (original and re-published)", len(all))
 	}
@@ -187,14 +183,7 @@ func TestKVOverlapThenDestroyOldVersion(t *testing.T) {
 		t.Fatalf("old version not readable during the overlap window")
 	}
 
-	deadline := time.Now().Add(waitEvidence)
-	for len(bus.Evidence(t, "CHG-OV-1")) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("no retirement evidence")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	second := bus.Evidence(t, "CHG-OV-1")[1]
+	second := bus.WaitEvidenceCount(t, "CHG-OV-1", 2, waitEvidence)[1] // the retirement
 	rc := second.Data.Credentials[0]
 	if second.Data.Trigger != events.TriggerSchedule || rc.OldCredential != "retired" || rc.RetiredAt == nil || rc.After["old_version"] != "destroyed" {
 		t.Fatalf("retirement evidence = %+v", second.Data)
@@ -224,7 +213,7 @@ rule "charset" {
 		t.Fatal(err)
 	}
 	// The agent policy gains the right to generate from this one policy only.
-	token := agentTokenWith(t, v, "generate-digits", `path "sys/policies/password/digits-24/generate" { capabilities = ["read"] }`)
+	token := v.AgentTokenWithPolicy(t, "generate-digits", `path "sys/policies/password/digits-24/generate" { capabilities = ["read"] }`)
 	harness.StartAgent(t, harness.AgentConfig(t, v, token, n))
 	v.PutKV(t, "policy/app", map[string]any{"pin": "canary-policy-pin-0000"})
 	ref := kvRef("policy/app")

@@ -27,7 +27,7 @@ func TestKVNeedsReconcileThroughTheAgent(t *testing.T) {
 	if _, err := v.Root.Logical().Write("sys/policies/password/stuck", map[string]any{"policy": policy}); err != nil {
 		t.Fatal(err)
 	}
-	token := agentTokenWith(t, v, "generate-stuck", `path "sys/policies/password/stuck/generate" { capabilities = ["read"] }`)
+	token := v.AgentTokenWithPolicy(t, "generate-stuck", `path "sys/policies/password/stuck/generate" { capabilities = ["read"] }`)
 	stuck := strings.Repeat("z", 24)
 	v.PutKV(t, "stuck/app", map[string]any{"password": stuck, "username": "app"})
 	ref := kvRef("stuck/app", "password")

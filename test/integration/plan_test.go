@@ -93,7 +93,7 @@ func TestPlanListsDiscoveredCredentials(t *testing.T) {
 	serial := deliverWebCert(t, v)
 	sid := deliverCISecretID(t, v)
 
-	token := agentTokenWith(t, v, "discovery", discoveryPolicy+kvDiscoveryPolicy)
+	token := v.AgentTokenWithPolicy(t, "discovery", discoveryPolicy+kvDiscoveryPolicy)
 	dir := t.TempDir()
 	discoveryFile := filepath.Join(dir, "discovery.yaml")
 	must(t, os.WriteFile(discoveryFile, []byte("kv:\n  - mount: secret\n    prefix: apps\npki:\n  - mount: pki\n    role: web\n    deliver_to: secret/certs\napprole:\n  - mount: approle\n"), 0o600))

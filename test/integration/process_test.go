@@ -12,18 +12,9 @@ import (
 // processEnv configures an agent process through its environment, signing evidence with the
 // test key; extra settings come last and win.
 func processEnv(v *harness.Vault, token string, n *harness.NATS, extra ...string) []string {
-	return append(append([]string{
-		"PATH=/usr/bin:/bin",
-		"VAULT_ADDR=" + v.Addr,
-		"VAULT_CACERT=" + v.CACertFile,
-		"VAULT_TOKEN=" + token,
-		"ROTATION_AGENT_AGENT_ID=process-agent",
-		"ROTATION_AGENT_NATS_URL=" + n.URL,
-		"ROTATION_AGENT_NATS_ACK_WAIT=5s",
-		"ROTATION_AGENT_SHUTDOWN_TIMEOUT=5s",
-		"ROTATION_AGENT_LOCK_TTL=3s",
-		"ROTATION_AGENT_METRICS_LISTEN=127.0.0.1:0",
-	}, harness.EvidenceSignerEnv(evidenceKeyFile)...), extra...)
+	cfg := harness.AgentConfigWithKey(v, token, n, evidenceKeyFile)
+	cfg.AgentID = "process-agent"
+	return harness.ProcessEnv(cfg, extra...)
 }
 
 // A crash at any journal step, or right after Vault accepted the write, is resumed by the next

@@ -16,6 +16,7 @@ import (
 	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/rotation-agent/rotation-agent/events"
+	"github.com/rotation-agent/rotation-agent/internal/clock"
 	"github.com/rotation-agent/rotation-agent/rotators"
 	"github.com/rotation-agent/rotation-agent/test/harness"
 )
@@ -113,28 +114,12 @@ func CloneState(st *rotators.State) rotators.State {
 	return out
 }
 
-// Clock is a clock the test moves. It is safe for concurrent use.
-type Clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// Clock is a clock the test moves: the agent's own fake clock, so one fake serves the agent
+// and the rotators driven here. It is safe for concurrent use.
+type Clock = clock.Fake
 
 // NewClock returns a Clock that reads start until it is advanced.
-func NewClock(start time.Time) *Clock { return &Clock{now: start} }
-
-// Now returns the clock's time; it has the signature of rotators.Request.Now.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+func NewClock(start time.Time) *Clock { return clock.NewFake(start) }
 
 // Request returns a request for changeID and ref that saves its state to j and reads the time
 // from c. Its Generate fails: the rotators driven here let Vault generate the new values.

@@ -2,36 +2,20 @@ package evidence
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rotation-agent/rotation-agent/test/harness"
 )
 
-// cli runs the rotation-agent command with env and returns its exit code and output.
+// cli runs the rotation-agent command with env (see harness.RunCLI) and returns its exit code
+// and output.
 func cli(t *testing.T, env []string, args ...string) (int, string, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, agentBinary, args...)
-	cmd.Env = env
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		code = exit.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run %v: %v", args, err)
-	}
-	return code, stdout.String(), stderr.String()
+	r := harness.RunCLI(t, agentBinary, env, args...)
+	return r.Code, r.Stdout, r.Stderr
 }
 
 // The evidence commands as an auditor runs them: get one change, export everything, write the
@@ -40,7 +24,7 @@ func TestEvidenceCommands(t *testing.T) {
 	v := harness.StartVault(t)
 	n := harness.StartNATS(t)
 	bus := harness.WatchBus(t, n)
-	cfg := harness.AgentConfig(t, v, tokenWith(t, v, policyFile), n)
+	cfg := harness.AgentConfig(t, v, v.AgentToken(t), n)
 	harness.StartAgent(t, cfg)
 	for _, id := range []string{"CHG-CLI-1", "CHG-CLI-2"} {
 		v.PutKV(t, "cli/"+id, map[string]any{"password": "canary-" + id})
@@ -48,7 +32,6 @@ func TestEvidenceCommands(t *testing.T) {
 		bus.WaitEvidence(t, id, waitEvidence)
 	}
 	env := []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
 		"ROTATION_AGENT_NATS_URL=" + n.URL,
 		"ROTATION_AGENT_EVIDENCE_SIGNER=file", "ROTATION_AGENT_EVIDENCE_KEY_FILE=" + cfg.Evidence.KeyFile,
 	}
@@ -72,7 +55,7 @@ func TestEvidenceCommands(t *testing.T) {
 	if err := os.WriteFile(keysFile, []byte(out), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errOut = cli(t, []string{"PATH=" + os.Getenv("PATH")}, "evidence", "verify", "--keys", keysFile, exportFile)
+	code, out, errOut = cli(t, nil, "evidence", "verify", "--keys", keysFile, exportFile)
 	if code != 0 || !strings.Contains(out, `"ok": true`) || !strings.Contains(out, `"records": 2`) {
 		t.Fatalf("evidence verify (offline): exit %d\n%s\n%s", code, out, errOut)
 	}

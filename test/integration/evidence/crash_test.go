@@ -3,8 +3,6 @@ package evidence
 import (
 	"bytes"
 	"context"
-	"errors"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +20,7 @@ import (
 // restart the export holds one record per change and verifies as one unbroken chain.
 func TestCrashWhilePublishingEvidenceKeepsTheChain(t *testing.T) {
 	v := harness.StartVault(t)
-	token := tokenWith(t, v, policyFile)
+	token := v.AgentToken(t)
 	for i, point := range []string{failpoint.AfterEvidenceReserved, failpoint.AfterEvidencePublished} {
 		t.Run(point, func(t *testing.T) {
 			n := harness.StartNATS(t)
@@ -35,28 +33,11 @@ func TestCrashWhilePublishingEvidenceKeepsTheChain(t *testing.T) {
 
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // generous: CI machines are busy
 			defer cancel()
-			cmd := exec.CommandContext(ctx, agentBinary, "run")
-			cmd.Env = []string{
-				"PATH=/usr/bin:/bin", "VAULT_ADDR=" + v.Addr, "VAULT_CACERT=" + v.CACertFile, "VAULT_TOKEN=" + token,
-				"ROTATION_AGENT_AGENT_ID=" + cfg.AgentID, "ROTATION_AGENT_NATS_URL=" + n.URL, "ROTATION_AGENT_NATS_ACK_WAIT=5s",
-				"ROTATION_AGENT_LOCK_TTL=3s", "ROTATION_AGENT_EVIDENCE_SIGNER=file", "ROTATION_AGENT_EVIDENCE_KEY_FILE=" + cfg.Evidence.KeyFile,
-				failpoint.EnvVar + "=" + point,
-			}
-			var output harness.SyncBuffer
-			cmd.Stdout, cmd.Stderr = &output, &output
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			for !strings.Contains(output.String(), "consuming change events") {
-				if ctx.Err() != nil {
-					t.Fatalf("agent process not ready; output:\n%s", output.String())
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+			crashing := harness.StartProcess(t, agentBinary, harness.ProcessEnv(cfg, failpoint.EnvVar+"="+point))
+			crashing.WaitReady(t, time.Minute)
 			bus.Publish(t, harness.ChangeEvent(t, first, kvRef("crash/"+first)), "evt-"+first)
-			var exit *exec.ExitError
-			if err := cmd.Wait(); !errors.As(err, &exit) || exit.ExitCode() != failpoint.ExitCode {
-				t.Fatalf("agent exited with %v, want the failpoint's %d; output:\n%s", err, failpoint.ExitCode, output.String())
+			if code := crashing.Wait(t, time.Minute); code != failpoint.ExitCode {
+				t.Fatalf("agent exited %d, want the failpoint's %d; output:\n%s", code, failpoint.ExitCode, crashing.Output.String())
 			}
 
 			harness.StartAgent(t, cfg) // same agent id, key and chain

@@ -25,12 +25,6 @@ import (
 
 const waitEvidence = 30 * time.Second
 
-// The agent's documented policies, seen from this package's directory.
-const (
-	policyFile            = "../../../docs/vault-policy.hcl"
-	remediationPolicyFile = "../../../docs/vault-policy-remediation.hcl"
-)
-
 func kvRef(path string) events.CredentialRef {
 	return events.CredentialRef{Kind: "kv-v2", Mount: "secret", Path: path, Fields: []string{"password"}}
 }
@@ -75,28 +69,6 @@ func rolePolicies(t *testing.T, root *vaultapi.Client, role string) []string {
 	return out
 }
 
-// tokenWith creates a token with the named policies (read from files) and nothing else.
-func tokenWith(t *testing.T, v *harness.Vault, files ...string) string {
-	t.Helper()
-	var names []string
-	for i, f := range files {
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := "agent-" + string(rune('a'+i))
-		if err := v.Root.Sys().PutPolicy(name, string(raw)); err != nil {
-			t.Fatal(err)
-		}
-		names = append(names, name)
-	}
-	sec, err := v.Root.Auth().Token().Create(&vaultapi.TokenCreateRequest{Policies: names, TTL: "1h", NoDefaultPolicy: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sec.Auth.ClientToken
-}
-
 // request asks the agent's evidence service.
 func request(t *testing.T, nc *nats.Conn, subject, changeID string, out any) {
 	t.Helper()
@@ -135,7 +107,7 @@ func TestEntitlementDriftAndRemediation(t *testing.T) {
 	approved := []events.ApprovedEntitlements{{Identity: "approle:approle/payments", Policies: []string{"payments-read"},
 		Capabilities: map[string][]string{"secret/data/payments/db": {"read"}}}}
 
-	cfg := harness.AgentConfig(t, v, tokenWith(t, v, policyFile), n)
+	cfg := harness.AgentConfig(t, v, v.AgentToken(t), n)
 	ra := harness.StartAgent(t, cfg)
 	bus.Publish(t, changeWith(t, "CHG-DRIFT", approved, kvRef("payments/db")), "evt-CHG-DRIFT")
 	ev := bus.WaitEvidence(t, "CHG-DRIFT", waitEvidence)
@@ -169,7 +141,7 @@ func TestEntitlementDriftAndRemediation(t *testing.T) {
 	ra.Stop(t)
 
 	// Remediation on: the agent needs the optional remediation rules as well.
-	cfg.Vault.Token = tokenWith(t, v, policyFile, remediationPolicyFile)
+	cfg.Vault.Token = v.AgentTokenWith(t, harness.RemediationPolicyFile)
 	cfg.Evidence.RemediateEntitlements = true
 	harness.StartAgent(t, cfg)
 	bus.Publish(t, changeWith(t, "CHG-REMEDIATE", approved, kvRef("payments/db")), "evt-CHG-REMEDIATE")
@@ -219,7 +191,7 @@ func TestClosureGateWaitsForReconciliation(t *testing.T) {
 	n := harness.StartNATS(t)
 	bus := harness.WatchBus(t, n)
 	v.PutKV(t, "orders/db", map[string]any{"password": "canary-old-91ab"})
-	cfg := harness.AgentConfig(t, v, tokenWith(t, v, policyFile), n)
+	cfg := harness.AgentConfig(t, v, v.AgentToken(t), n)
 	cfg.RetireInterval = time.Second
 	harness.StartAgent(t, cfg)
 	nc := n.Connect(t)
@@ -277,7 +249,7 @@ func TestTamperedExportFailsAtTheEditedRecord(t *testing.T) {
 	v := harness.StartVault(t)
 	n := harness.StartNATS(t)
 	bus := harness.WatchBus(t, n)
-	cfg := harness.AgentConfig(t, v, tokenWith(t, v, policyFile), n)
+	cfg := harness.AgentConfig(t, v, v.AgentToken(t), n)
 	ra := harness.StartAgent(t, cfg)
 	for _, id := range []string{"CHG-A", "CHG-B", "CHG-C"} {
 		v.PutKV(t, "app/"+id, map[string]any{"password": "canary-" + id})
@@ -350,7 +322,7 @@ func TestTransitSignedExportVerifies(t *testing.T) {
 	if _, err := v.Root.Logical().Write("transit/keys/evidence", map[string]any{"type": "ed25519"}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := harness.AgentConfig(t, v, tokenWith(t, v, policyFile), n)
+	cfg := harness.AgentConfig(t, v, v.AgentToken(t), n)
 	cfg.Evidence.Signer, cfg.Evidence.KeyFile, cfg.Evidence.TransitKey = agent.SignerTransit, "", "evidence"
 	harness.StartAgent(t, cfg)
 	publish := func(id string) events.Envelope[events.Evidence] {

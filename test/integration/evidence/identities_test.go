@@ -83,7 +83,7 @@ bindings:
 		{Identity: "group:app-team", Policies: []string{"app-read"}},
 		{Identity: "token:" + tok.Auth.Accessor, Policies: []string{"app-admin"}, Capabilities: map[string][]string{"secret/data/app/db": {"read"}}},
 	}
-	cfg := harness.AgentConfig(t, v, tokenWith(t, v, policyFile, remediationPolicyFile), n)
+	cfg := harness.AgentConfig(t, v, v.AgentTokenWith(t, harness.RemediationPolicyFile), n)
 	cfg.Evidence.RemediateEntitlements = true
 	cfg.InventoryFile = inventory
 	harness.StartAgent(t, cfg)

@@ -2,31 +2,13 @@ package evidence
 
 import (
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	vaultapi "github.com/hashicorp/vault/api"
-
 	"github.com/rotation-agent/rotation-agent/events"
 	"github.com/rotation-agent/rotation-agent/test/harness"
 )
-
-// tokenAccessors lists every token accessor Vault knows.
-func tokenAccessors(t *testing.T, root *vaultapi.Client) []string {
-	t.Helper()
-	sec, err := root.Logical().List("auth/token/accessors")
-	if err != nil || sec == nil {
-		t.Fatalf("list token accessors: %v", err)
-	}
-	var out []string
-	for _, k := range sec.Data["keys"].([]any) {
-		out = append(out, k.(string))
-	}
-	slices.Sort(out)
-	return out
-}
 
 // An AppRole role and a token role whose policy grants update on a declared path where only
 // read is approved: the agent logs in once as each (a single-use secret id, a short-lived token),
@@ -50,9 +32,12 @@ func TestCapabilityProbeOfRolesAgainstVault(t *testing.T) {
 		{Identity: "approle:approle/pay", Policies: []string{"pay-write"}, Capabilities: declared},
 		{Identity: "token-role:deployer", Policies: []string{"pay-write"}, Capabilities: declared},
 	}
-	cfg := harness.AgentConfig(t, v, tokenWith(t, v, policyFile), n)
+	cfg := harness.AgentConfig(t, v, v.AgentToken(t), n)
 	ra := harness.StartAgent(t, cfg)
-	before := tokenAccessors(t, root)
+	before := v.List(t, "auth/token/accessors")
+	if len(before) == 0 {
+		t.Fatal("Vault lists no token accessors, not even the root token's")
+	}
 
 	bus.Publish(t, changeWith(t, "CHG-PROBE", approved, kvRef("pay/db")), "evt-CHG-PROBE")
 	ev := bus.WaitEvidence(t, "CHG-PROBE", waitEvidence)
@@ -77,19 +62,15 @@ func TestCapabilityProbeOfRolesAgainstVault(t *testing.T) {
 
 	// Nothing the probes created is left: the role has no secret id, and Vault knows exactly
 	// the tokens it knew before the change.
-	sec, err := root.Logical().List("auth/approle/role/pay/secret-id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sec != nil && len(sec.Data["keys"].([]any)) != 0 {
-		t.Errorf("the role still has secret ids: %v", sec.Data["keys"])
+	if ids := v.List(t, "auth/approle/role/pay/secret-id"); len(ids) != 0 {
+		t.Errorf("the role still has secret ids: %v", ids)
 	}
 	// Vault invalidates a revoked token at once but removes its entry (and accessor) in the
 	// background, so an accessor may stay listed for a moment: wait for the list to settle.
-	after := tokenAccessors(t, root)
+	after := v.List(t, "auth/token/accessors")
 	for deadline := time.Now().Add(30 * time.Second); !reflect.DeepEqual(after, before) && time.Now().Before(deadline); {
 		time.Sleep(100 * time.Millisecond)
-		after = tokenAccessors(t, root)
+		after = v.List(t, "auth/token/accessors")
 	}
 	if !reflect.DeepEqual(after, before) {
 		t.Errorf("token accessors changed across the probes: before %v, after %v", before, after)

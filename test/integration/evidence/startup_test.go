@@ -24,7 +24,7 @@ func TestUnusableSignerStopsStartUp(t *testing.T) {
 	if _, err := v.Root.Logical().Write("transit/keys/aes", map[string]any{"type": "aes256-gcm96"}); err != nil {
 		t.Fatal(err)
 	}
-	token := tokenWith(t, v, policyFile)
+	token := v.AgentToken(t)
 	tests := []struct {
 		name, key, want string
 	}{

@@ -1,10 +1,8 @@
 package ops
 
 import (
-	"errors"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -70,9 +68,8 @@ func TestSystemdReadyWhileDiscoveryWaits(t *testing.T) {
 type notifyingAgent struct {
 	t    *testing.T
 	sock *net.UnixConn
-	cmd  *exec.Cmd
+	p    *harness.Process
 	out  *harness.SyncBuffer
-	done chan error
 }
 
 // startNotifying runs the agent command against v and n with a NOTIFY_SOCKET, and env added.
@@ -85,31 +82,10 @@ func startNotifying(t *testing.T, v *harness.Vault, n *harness.NATS, env ...stri
 	}
 	t.Cleanup(func() { _ = sock.Close() })
 
-	cmd := exec.Command(agentBinary, "run")
-	cmd.Env = append([]string{
-		"PATH=/usr/bin:/bin",
-		"NOTIFY_SOCKET=" + socketPath,
-		"VAULT_ADDR=" + v.Addr,
-		"VAULT_CACERT=" + v.CACertFile,
-		"VAULT_TOKEN=" + v.AgentToken(t),
-		"ROTATION_AGENT_NATS_URL=" + n.URL,
-		"ROTATION_AGENT_SHUTDOWN_TIMEOUT=5s",
-		"ROTATION_AGENT_METRICS_LISTEN=127.0.0.1:0",
-		"ROTATION_AGENT_EVIDENCE_SIGNER=file",
-		"ROTATION_AGENT_EVIDENCE_KEY_FILE=" + harness.EvidenceKeyFile(t),
-	}, env...)
-	a := &notifyingAgent{t: t, sock: sock, cmd: cmd, out: &harness.SyncBuffer{}, done: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = a.out, a.out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { a.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-a.done //nolint:errcheck // the exit status after a kill says nothing
-		a.done <- nil
-	})
-	return a
+	cfg := harness.AgentConfig(t, v, v.AgentToken(t), n)
+	cfg.ShutdownTimeout = 5 * time.Second
+	p := harness.StartProcess(t, agentBinary, harness.ProcessEnv(cfg, append([]string{"NOTIFY_SOCKET=" + socketPath}, env...)...))
+	return &notifyingAgent{t: t, sock: sock, p: p, out: p.Output}
 }
 
 // read returns the next notification, failing the test after a minute without one.
@@ -129,22 +105,13 @@ func (a *notifyingAgent) read(what string) string {
 // stop sends SIGTERM and expects STOPPING=1, then a clean exit.
 func (a *notifyingAgent) stop() {
 	a.t.Helper()
-	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := a.p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		a.t.Fatal(err)
 	}
 	if got := a.read("STOPPING=1"); got != "STOPPING=1" {
 		a.t.Fatalf("notification after SIGTERM %q, want STOPPING=1", got)
 	}
-	select {
-	case err := <-a.done:
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			a.t.Fatalf("agent exited with %d after SIGTERM, want 0:\n%s", exit.ExitCode(), a.out.String())
-		} else if err != nil {
-			a.t.Fatal(err)
-		}
-		a.done <- nil
-	case <-time.After(30 * time.Second):
-		a.t.Fatalf("agent still running 30s after SIGTERM:\n%s", a.out.String())
+	if code := a.p.Wait(a.t, 30*time.Second); code != 0 {
+		a.t.Fatalf("agent exited with %d after SIGTERM, want 0:\n%s", code, a.out.String())
 	}
 }

@@ -77,7 +77,7 @@ func TestManualRotationIsAuthorised(t *testing.T) {
 	cfg := config(t, v, n)
 	cfg.InventoryFile = writeFile(t, "inventory.yaml", manualInventory)
 	cfg.Manual.AuthFile = authz
-	ra := harness.StartAgentWith(t, cfg, agent.Options{})
+	ra := harness.StartAgent(t, cfg)
 	nc := n.Connect(t)
 	issued := time.Now().UTC()
 

@@ -30,18 +30,7 @@ func TestCrashWhileAttestingKeepsOneSealedRecord(t *testing.T) {
 			bus := harness.WatchBus(t, n)
 			cfg := config(t, v, n)
 			changeID, next := "CHG-ATTEST-CRASH-"+string(rune('A'+i)), "CHG-ATTEST-NEXT-"+string(rune('A'+i))
-			env := []string{
-				"PATH=/usr/bin:/bin",
-				"VAULT_ADDR=" + v.Addr, "VAULT_CACERT=" + v.CACertFile, "VAULT_TOKEN=" + cfg.Vault.Token,
-				"ROTATION_AGENT_AGENT_ID=" + cfg.AgentID,
-				"ROTATION_AGENT_NATS_URL=" + n.URL,
-				"ROTATION_AGENT_NATS_ACK_WAIT=5s",
-				"ROTATION_AGENT_SHUTDOWN_TIMEOUT=5s",
-				"ROTATION_AGENT_LOCK_TTL=3s",
-				"ROTATION_AGENT_METRICS_LISTEN=127.0.0.1:0",
-				"ROTATION_AGENT_EVIDENCE_SIGNER=file", "ROTATION_AGENT_EVIDENCE_KEY_FILE=" + cfg.Evidence.KeyFile,
-				failpoint.EnvVar + "=" + point,
-			}
+			env := harness.ProcessEnv(cfg, failpoint.EnvVar+"="+point)
 			crashing := harness.StartProcess(t, agentBinary, env)
 			crashing.WaitReady(t, 30*time.Second)
 			bus.Publish(t, changeEvent(t, changeID, events.ChangeEmergency, []string{"payments"}, nil), "evt-"+changeID)
@@ -54,7 +43,7 @@ func TestCrashWhileAttestingKeepsOneSealedRecord(t *testing.T) {
 				t.Fatalf("agent exited %d, want the failpoint's %d; output:\n%s", code, failpoint.ExitCode, crashing.Output.String())
 			}
 
-			harness.StartAgentWith(t, cfg, agent.Options{}) // same agent id, key and chain
+			harness.StartAgent(t, cfg) // same agent id, key and chain
 			sealed := waitReviewStep(t, bus, changeID, events.ReviewAttested).Data.Review
 			if sealed.Status != events.ReviewApproved || sealed.Attestations[0].Note != "verified after the incident" {
 				t.Errorf("sealed attestation after the crash = %+v", sealed)

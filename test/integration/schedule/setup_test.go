@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	vaultapi "github.com/hashicorp/vault/api"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -37,7 +36,7 @@ func TestMain(m *testing.M) {
 // so due work is found within a fraction of a second of the fake clock reaching it.
 func config(t *testing.T, v *harness.Vault, n *harness.NATS) agent.Config {
 	t.Helper()
-	cfg := harness.AgentConfig(t, v, agentToken(t, v), n)
+	cfg := harness.AgentConfig(t, v, v.AgentToken(t), n)
 	cfg.Schedule.Interval = 200 * time.Millisecond
 	cfg.Schedule.Jitter = 0
 	return cfg
@@ -191,24 +190,6 @@ func decodeEvidence(t *testing.T, raw []byte) events.Envelope[events.Evidence] {
 		t.Fatalf("evidence is not JSON: %v", err)
 	}
 	return env
-}
-
-// agentToken is harness.AgentToken for this deeper package: a token bound to the documented
-// least-privilege policy, docs/vault-policy.hcl.
-func agentToken(t *testing.T, v *harness.Vault) string {
-	t.Helper()
-	policy, err := os.ReadFile("../../../docs/vault-policy.hcl")
-	if err != nil {
-		t.Fatalf("agent policy: %v", err)
-	}
-	if err := v.Root.Sys().PutPolicy("rotation-agent", string(policy)); err != nil {
-		t.Fatalf("put policy: %v", err)
-	}
-	s, err := v.Root.Auth().Token().Create(&vaultapi.TokenCreateRequest{Policies: []string{"rotation-agent"}, TTL: "1h", NoDefaultPolicy: true})
-	if err != nil {
-		t.Fatalf("create token: %v", err)
-	}
-	return s.Auth.ClientToken
 }
 
 // waitKey waits until the journal bucket holds a key matching filter (the scheduler has seen

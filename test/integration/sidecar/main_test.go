@@ -1,7 +1,6 @@
 package sidecar
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -18,17 +17,5 @@ func TestMain(m *testing.M) {
 	if helper := os.Getenv(helperEnv); helper != "" {
 		os.Exit(runHelper(helper))
 	}
-	dir, err := os.MkdirTemp("", "rotation-agent-sidecar-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	agentBinary, err = harness.BuildAgent(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "build rotation-agent:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	harness.RunWithAgent(m, &agentBinary)
 }

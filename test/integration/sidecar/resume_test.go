@@ -43,26 +43,17 @@ func TestSidecarCrashDuringDeliveryResumes(t *testing.T) {
 			srv := httptest.NewServer(a.handler())
 			defer srv.Close()
 			cfg := sidecarConfig(t, v, token, n, srv.URL, dir)
-			env := []string{
-				"PATH=/usr/bin:/bin",
-				"VAULT_ADDR=" + v.Addr, "VAULT_CACERT=" + v.CACertFile, "VAULT_TOKEN=" + token,
-				"ROTATION_AGENT_AGENT_ID=payments-sidecar",
-				"ROTATION_AGENT_NATS_URL=" + n.URL,
-				"ROTATION_AGENT_NATS_ACK_WAIT=5s",
-				"ROTATION_AGENT_SHUTDOWN_TIMEOUT=5s",
-				"ROTATION_AGENT_LOCK_TTL=3s",
-				"ROTATION_AGENT_METRICS_LISTEN=127.0.0.1:0",
+			cfg.AgentID = "payments-sidecar"
+			env := harness.ProcessEnv(cfg,
 				"ROTATION_AGENT_SIDECAR_APP=payments",
-				"ROTATION_AGENT_SIDECAR_SINKS_FILE=" + cfg.Sidecar.SinksFile,
+				"ROTATION_AGENT_SIDECAR_SINKS_FILE="+cfg.Sidecar.SinksFile,
 				"ROTATION_AGENT_SIDECAR_NOTIFY=http",
-				"ROTATION_AGENT_SIDECAR_NOTIFY_URL=" + cfg.Sidecar.NotifyURL,
+				"ROTATION_AGENT_SIDECAR_NOTIFY_URL="+cfg.Sidecar.NotifyURL,
 				"ROTATION_AGENT_SIDECAR_CONFIRM=health",
-				"ROTATION_AGENT_SIDECAR_HEALTH_URL=" + cfg.Sidecar.HealthURL,
+				"ROTATION_AGENT_SIDECAR_HEALTH_URL="+cfg.Sidecar.HealthURL,
 				"ROTATION_AGENT_SIDECAR_CONFIRM_TIMEOUT=5s",
 				"ROTATION_AGENT_SIDECAR_CONFIRM_INTERVAL=200ms",
-				"ROTATION_AGENT_EVIDENCE_SIGNER=file",
-				"ROTATION_AGENT_EVIDENCE_KEY_FILE=" + cfg.Evidence.KeyFile,
-			}
+			)
 			changeID := "CHG-SC-CRASH-" + part
 			crashing := harness.StartProcess(t, agentBinary, append(env, failpoint.EnvVar+"="+failpoint.AfterDelivery+part))
 			crashing.WaitReady(t, 30*time.Second)
@@ -123,7 +114,7 @@ func TestSidecarRetriesDeliveryWhenTheOverlapEnds(t *testing.T) {
 	token := v.AgentToken(t)
 	v.PutKV(t, "payments/db", map[string]any{"username": "payments_app", "password": "canary-sidecar-overlap-old-77"})
 	dir := t.TempDir()
-	a := &app{t: t, file: filepath.Join(dir, "db.env"), confirm: false}
+	a := &app{t: t, file: filepath.Join(dir, "db.env"), confirm: true, ignore: 1}
 	a.oldReadable = func() bool {
 		meta, err := v.Root.KVv2("secret").GetMetadata(t.Context(), "payments/db")
 		return err == nil && !meta.Versions["1"].Destroyed
@@ -142,18 +133,7 @@ func TestSidecarRetriesDeliveryWhenTheOverlapEnds(t *testing.T) {
 		c.Delivery.ConfirmedAt != nil || c.Delivery.Error == "" {
 		t.Fatalf("first evidence = %+v / %+v, want retire pending with an unconfirmed delivery", c, c.Delivery)
 	}
-	a.mu.Lock()
-	a.confirm = true // the application is back
-	a.mu.Unlock()
-
-	deadline := time.Now().Add(waitEvidence)
-	for len(bus.Evidence(t, "CHG-SC-OV")) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("no retirement evidence")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	second := bus.Evidence(t, "CHG-SC-OV")[1]
+	second := bus.WaitEvidenceCount(t, "CHG-SC-OV", 2, waitEvidence)[1] // the retirement
 	validateEvidence(t, second)
 	rc := second.Data.Credentials[0]
 	if rc.OldCredential != "retired" || rc.Delivery == nil || rc.Delivery.ConfirmedAt == nil || rc.Delivery.Error != "" {
